@@ -1,0 +1,61 @@
+# edge-assistant: `make demo` and `make test` do all set-up on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native/src/*.c native/src/*.h native/include/ea/*.h)
+# Debian packages the build and the tests need (a C compiler; libsndfile is bundled by the soundfile wheel
+# on x86_64/aarch64, the Debian one is the fallback).
+APT_PACKAGES := gcc make libsndfile1
+
+.PHONY: setup system-deps demo test lint check-native models bench clean help
+
+help:
+	@echo "make demo          set up and run the assistant's main job on its embedded default"
+	@echo "make test          set up and run the whole test suite (what CI runs)"
+	@echo "make check-native  build and run the C tests under sanitizers and valgrind"
+	@echo "make models        build the converted/quantized models into the model cache"
+	@echo "make lint          ruff"
+
+setup: $(STAMP)
+
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	inc=$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
+	[ -f "$$inc/Python.h" ] || missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml $(NATIVE_DEPS)
+	@$(MAKE) --no-print-directory system-deps
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel cffi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+models: setup
+	$(BIN)/edge-assistant models build
+
+demo: setup
+	$(BIN)/edge-assistant demo
+
+test: setup
+	$(BIN)/ruff check edge_assistant tests benchmarks native/build_frontend.py
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check edge_assistant tests benchmarks native/build_frontend.py
+
+check-native:
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="gcc make valgrind"
+	$(MAKE) -C native check
+
+clean:
+	rm -rf build $(VENV) edge_assistant/_native/_frontend*.so edge_assistant/_native/_frontend.c
+	-$(MAKE) -C native clean

@@ -1,0 +1,3 @@
+from edge_assistant.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Errors, config and shared types. Imports nothing else from the package."""
