@@ -1,7 +1,8 @@
 """The ``edge-assistant`` command line.
 
 One module per subcommand in this package. A module ``foo.py`` with ``register(subparsers)`` adds the
-subcommand ``foo``; a module ``bench_foo.py`` adds ``bench foo``. ``register`` calls
+subcommand ``foo``; a module ``GROUP_foo.py`` for a GROUP in ``GROUPS`` (bench, models, can, vehicle,
+diag) adds ``GROUP foo``. ``register`` calls
 ``parser.set_defaults(func=run)`` where ``run(args) -> int`` is the exit status. Modules keep heavy
 imports inside ``run`` so that ``--help`` stays fast.
 """
@@ -20,11 +21,21 @@ from edge_assistant.core.errors import EdgeAssistantError
 log = logging.getLogger(__name__)
 
 
-def _command_modules(prefix: str) -> list[str]:
-    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
-    if prefix:
-        return sorted(n for n in names if n.startswith(prefix))
-    return sorted(n for n in names if not n.startswith("bench_") and n != "bench")
+#: Command groups: ``GROUP_name.py`` modules register under ``edge-assistant GROUP name``.
+GROUPS: dict[str, str] = {
+    "bench": "benchmarks: wake rate, latency, CAN throughput, ASR",
+    "models": "build, quantize and verify the local model cache",
+    "can": "CAN bus tools: replay and record logs",
+    "vehicle": "vehicle state decoded from the bus",
+    "diag": "diagnostics: OBD-II and UDS trouble codes",
+}
+
+
+def _command_modules(group: str | None) -> list[str]:
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    if group:
+        return [n for n in names if n.startswith(group + "_")]
+    return [n for n in names if n not in GROUPS and n.split("_", 1)[0] not in GROUPS]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,15 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for name in _command_modules(""):
+    for name in _command_modules(None):
         importlib.import_module(f"{__name__}.{name}").register(sub)
 
-    bench = sub.add_parser("bench", help="benchmarks: wake rate, latency, CAN throughput, ASR",
-                           description="Benchmarks. Each writes figures to stdout and, with --json, to a file.")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK")
-    for name in _command_modules("bench_"):
-        importlib.import_module(f"{__name__}.{name}").register(bench_sub)
-    bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
+    for group, help_text in GROUPS.items():
+        modules = _command_modules(group)
+        if not modules:
+            continue
+        group_parser = sub.add_parser(group, help=help_text, description=help_text)
+        group_sub = group_parser.add_subparsers(dest=f"{group}_command", metavar="COMMAND")
+        for name in modules:
+            importlib.import_module(f"{__name__}.{name}").register(group_sub)
+        group_parser.set_defaults(func=lambda args, p=group_parser: (p.print_help(), 2)[1])
     return parser
 
 
