@@ -1,0 +1,182 @@
+"""The assistant's streaming loop: one audio stream in, events out.
+
+Every chunk goes to the wake-word engine and to the endpointer (which keeps a look-back buffer while
+idle), so both keep one clock: stream seconds since the first sample. A wake word arms the endpointer
+at the detection time; when the utterance ends it is transcribed, parsed into an intent and answered
+by the agent the router picks. Vehicle state is not touched here: agents read their own snapshots.
+
+Not thread-safe: one Assistant per audio stream. ASR runs inline in :meth:`Assistant.feed`, so the call
+that completes an utterance takes the recogniser's time; the reply latency is measured from the end
+of speech to the reply and reported with every :class:`Replied` event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_assistant.agents.base import AgentAnswer
+from edge_assistant.core.errors import ConfigError
+from edge_assistant.intents import Intent, parse
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16000
+
+
+class _Router(Protocol):
+    def answer(self, intent: Intent) -> AgentAnswer: ...
+
+
+@dataclass(frozen=True)
+class AssistantConfig:
+    """Pipeline settings (the engines keep their own configs)."""
+
+    listen_timeout_s: float = 6.0
+    """After a wake word, give up when no speech starts within this many seconds."""
+    listen_offset_s: float = 0.0
+    """Start listening this long after (negative: before) the wake detection's stream time."""
+
+    def __post_init__(self) -> None:
+        if not self.listen_timeout_s > 0:
+            raise ConfigError(f"listen_timeout_s={self.listen_timeout_s!r}: expected seconds > 0")
+
+
+@dataclass(frozen=True)
+class WakeHeard:
+    """A wake word was detected; the assistant now listens for a command."""
+
+    time_s: float
+    model: str
+    score: float
+    kind: str = field(default="wake", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, "time_s": round(self.time_s, 3), "model": self.model,
+                "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class ListenTimedOut:
+    """No command followed the wake word."""
+
+    time_s: float
+    kind: str = field(default="listen_timeout", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, "time_s": round(self.time_s, 3)}
+
+
+@dataclass(frozen=True)
+class Replied:
+    """A command was heard, understood and answered."""
+
+    speech_start_s: float
+    speech_end_s: float
+    text: str
+    intent: Intent
+    answer: AgentAnswer
+    asr_ms: float
+    reply_latency_ms: float
+    """Processing time from the end-of-utterance decision to the answer (ASR + intent + agent)."""
+    endpoint_delay_s: float
+    """Stream time from the last speech to the end-of-utterance decision (the trailing silence)."""
+    kind: str = field(default="reply", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind, "speech_start_s": round(self.speech_start_s, 3),
+            "speech_end_s": round(self.speech_end_s, 3), "heard": self.text, "intent": self.intent.name,
+            "slots": self.intent.slots, "answer": self.answer.to_dict(), "asr_ms": round(self.asr_ms, 1),
+            "reply_latency_ms": round(self.reply_latency_ms, 1),
+            "endpoint_delay_s": round(self.endpoint_delay_s, 3),
+        }
+
+
+PipelineEvent = WakeHeard | ListenTimedOut | Replied
+
+
+class Assistant:
+    """Wake word → endpoint → ASR → intent → agent, on one stream of 16 kHz mono audio.
+
+    ``wake`` is a :class:`~edge_assistant.wakeword.engine.WakeWordEngine`, ``endpointer`` an
+    :class:`~edge_assistant.vad.endpoint.Endpointer` created with ``listening=False``, ``recognizer``
+    anything with ``transcribe(float32 audio) -> Transcript``, and ``router`` maps an intent to an answer.
+    """
+
+    def __init__(self, wake: Any, endpointer: Any, recognizer: Any, router: _Router,
+                 config: AssistantConfig | None = None) -> None:
+        self.wake = wake
+        self.endpointer = endpointer
+        self.recognizer = recognizer
+        self.router = router
+        self.config = config or AssistantConfig()
+        self._capturing = False
+        self._samples = 0
+
+    @property
+    def time_s(self) -> float:
+        """Stream time: samples fed so far / 16 kHz."""
+        return self._samples / SAMPLE_RATE_HZ
+
+    @property
+    def capturing(self) -> bool:
+        """True between a wake word and the end (or time-out) of the command that follows."""
+        return self._capturing
+
+    def feed(self, pcm: np.ndarray) -> list[PipelineEvent]:
+        """Push int16 PCM (any length, 16 kHz mono); return the events it completed, in stream order."""
+        pcm = np.asarray(pcm)
+        if pcm.dtype != np.int16:
+            raise ConfigError(f"assistant input dtype {pcm.dtype}: expected int16 PCM at 16 kHz mono")
+        events: list[PipelineEvent] = []
+        detections = self.wake.process(pcm)
+        ep_events = self.endpointer.process(pcm)
+        self._samples += int(pcm.size)
+        events.extend(self._handle_endpoint(ep_events))
+        for det in detections:
+            if self._capturing:
+                log.debug("wake word at %.2f s ignored: a command is being captured", det.time_s)
+                continue
+            events.append(WakeHeard(det.time_s, det.model, det.score))
+            self._capturing = True
+            at_s = max(0.0, det.time_s + self.config.listen_offset_s)
+            events.extend(self._handle_endpoint(self.endpointer.listen(at_s, self.config.listen_timeout_s)))
+        return events
+
+    def flush(self) -> list[PipelineEvent]:
+        """End of stream: close a command in progress."""
+        return self._handle_endpoint(self.endpointer.flush()) if self._capturing else []
+
+    def _handle_endpoint(self, ep_events: list[Any]) -> list[PipelineEvent]:
+        out: list[PipelineEvent] = []
+        for ev in ep_events:
+            kind = getattr(ev, "kind", "")
+            if kind == "listen_timeout":
+                self._capturing = False
+                out.append(ListenTimedOut(ev.detected_s))
+            elif kind == "utterance":
+                self._capturing = False
+                out.append(self._answer(ev))
+            elif kind == "speech_discarded":
+                log.debug("speech at %.2f s too short for a command; still listening", ev.start_s)
+        return out
+
+    def _answer(self, utterance: Any) -> Replied:
+        t0 = time.perf_counter()
+        transcript = self.recognizer.transcribe(utterance.audio)
+        t1 = time.perf_counter()
+        text = transcript.text.strip()
+        intent = parse(text)
+        answer = self.router.answer(intent)
+        t2 = time.perf_counter()
+        log.info("heard %r -> %s", text, intent.name)
+        return Replied(
+            speech_start_s=utterance.start_s, speech_end_s=utterance.speech_end_s, text=text, intent=intent,
+            answer=answer, asr_ms=(t1 - t0) * 1e3, reply_latency_ms=(t2 - t0) * 1e3,
+            endpoint_delay_s=utterance.detected_s - utterance.speech_end_s,
+        )

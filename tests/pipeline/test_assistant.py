@@ -1,0 +1,119 @@
+"""The whole assistant on a synthesised cabin scene: real wake engine, VAD, Whisper, intents and agents.
+
+The scene is spoken by espeak-ng (a Debian package the Makefile installs) in generated car-cabin noise,
+so these tests need no recordings; the agents read the demo EV's simulated drive log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_assistant.audio import speech_synth
+from edge_assistant.pipeline import Assistant, AssistantConfig, ListenTimedOut, Replied, WakeHeard
+from edge_assistant.pipeline.scene import SceneTurn, build_scene
+
+pytestmark = pytest.mark.skipif(not speech_synth.available(),
+                                reason="espeak-ng is not installed (make test installs the Debian package)")
+
+
+@pytest.fixture(scope="module")
+def demo_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edge_assistant.vehicle import write_demo_log
+
+    path = tmp_path_factory.mktemp("drive") / "demo.log"
+    write_demo_log(path, duration_s=720.0, seed=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def router(demo_log: Path):
+    from edge_assistant.agents.car_genius import genius_from_log
+    from edge_assistant.agents.router import AgentRouter
+    from edge_assistant.agents.travel_companion import travel_from_log
+    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
+
+    genius = genius_from_log(demo_log, DEMO_DBC, DEMO_MAPPING, vehicle="demo_ev")
+    travel = travel_from_log(demo_log, DEMO_DBC, DEMO_MAPPING)
+    return AgentRouter(genius, travel)
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from edge_assistant.asr.recognizer import WhisperRecognizer
+
+    return WhisperRecognizer()
+
+
+def _assistant(router, recognizer, **config) -> Assistant:
+    from edge_assistant.vad.endpoint import Endpointer
+    from edge_assistant.wakeword.engine import build_engine
+
+    return Assistant(build_engine("alexa"), Endpointer(listening=False), recognizer, router,
+                     AssistantConfig(**config))
+
+
+def _run(assistant: Assistant, pcm: np.ndarray, chunk: int) -> list:
+    events = []
+    for i in range(0, pcm.size, chunk):
+        events += assistant.feed(pcm[i : i + chunk])
+    return events + assistant.flush()
+
+
+@pytest.fixture(scope="module")
+def two_turns():
+    return build_scene([SceneTurn("Why is the tyre light on?"), SceneTurn("How much range do I have left?")],
+                       snr_db=15.0, seed=3)
+
+
+def test_wake_then_commands_are_answered(two_turns, router, recognizer) -> None:
+    events = _run(_assistant(router, recognizer), two_turns.pcm, 1280)
+    kinds = [e.kind for e in events]
+    assert kinds == ["wake", "reply", "wake", "reply"], [e.to_dict() for e in events]
+    for seg, wake, reply in zip(two_turns.segments, events[0::2], events[1::2], strict=True):
+        assert isinstance(wake, WakeHeard) and isinstance(reply, Replied)
+        assert seg.wake_start_s < wake.time_s < seg.command_start_s + 0.3
+        # the captured speech covers the command (pre-roll may reach back a little)
+        assert reply.speech_start_s <= seg.command_start_s + 0.2
+        assert reply.speech_end_s >= seg.command_end_s - 0.2
+        assert reply.endpoint_delay_s == pytest.approx(0.7, abs=0.1)
+    tyre, rng = events[1], events[3]
+    assert tyre.intent.name == "vehicle.tyres", tyre.text
+    assert tyre.answer.agent == "car_genius"
+    assert "rear left" in tyre.answer.text.lower(), tyre.answer.text  # the demo car's leaking tyre
+    assert rng.intent.name == "vehicle.range", rng.text
+    assert rng.answer.agent == "travel_companion"
+    assert any(v.age_s is not None for v in rng.answer.values)
+
+
+def test_events_do_not_depend_on_chunk_size(two_turns, router, recognizer) -> None:
+    a = _run(_assistant(router, recognizer), two_turns.pcm, 1280)
+    b = _run(_assistant(router, recognizer), two_turns.pcm, 4001)
+
+    def key(e):
+        d = e.to_dict()
+        return (d["event"], d.get("time_s"), d.get("speech_start_s"), d.get("heard"))
+
+    assert [key(e) for e in a] == [key(e) for e in b]
+
+
+def test_speech_without_wake_word_is_ignored(router, recognizer) -> None:
+    scene = build_scene([SceneTurn("How much range do I have left?", wake_word="How much")], snr_db=15.0, seed=4)
+    assert _run(_assistant(router, recognizer), scene.pcm, 1280) == []
+
+
+def test_wake_word_alone_times_out(router, recognizer) -> None:
+    scene = build_scene([SceneTurn("", silence_after_s=4.0)], snr_db=15.0, seed=5)
+    events = _run(_assistant(router, recognizer, listen_timeout_s=2.0), scene.pcm, 1280)
+    assert [e.kind for e in events] == ["wake", "listen_timeout"]
+    assert isinstance(events[1], ListenTimedOut)
+    assert events[1].time_s == pytest.approx(events[0].time_s + 2.0, abs=0.1)
+
+
+def test_non_int16_input_is_refused(router, recognizer) -> None:
+    from edge_assistant.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="int16"):
+        _assistant(router, recognizer).feed(np.zeros(160, np.float32))
