@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: JSON output."""
+"""Helpers shared by the subcommands: JSON output, assistant events for people."""
 
 from __future__ import annotations
 
@@ -33,3 +33,22 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def print_event(out, ev) -> None:
+    """One pipeline event (wake, listen time-out, reply) as lines for a person."""
+    if ev.kind == "wake":
+        out.write(f"[{ev.time_s:6.2f} s] wake word '{ev.model}' (score {ev.score:.2f}): listening\n")
+    elif ev.kind == "listen_timeout":
+        out.write(f"[{ev.time_s:6.2f} s] no command followed; back to waiting for the wake word\n")
+    elif ev.kind == "reply":
+        out.write(f"[{ev.speech_end_s:6.2f} s] heard: \"{ev.text}\"  -> intent {ev.intent.name}"
+                  f" (ASR {ev.asr_ms:.0f} ms, answer {ev.reply_latency_ms:.0f} ms after end of speech"
+                  f" + {ev.endpoint_delay_s:.1f} s trailing silence)\n")
+        out.write(f"           {ev.answer.agent}: {ev.answer.text}\n")
+        used = [v for v in ev.answer.values if v.age_s is not None]
+        if used:
+            out.write("           values used: " + "; ".join(
+                f"{v.label} {v.value}{' ' + v.unit if v.unit else ''} ({v.age_s:.0f} s old"
+                f"{', stale' if v.stale else ''})" for v in used[:6]) + "\n")
+    out.flush()

@@ -117,3 +117,36 @@ def test_non_int16_input_is_refused(router, recognizer) -> None:
 
     with pytest.raises(ConfigError, match="int16"):
         _assistant(router, recognizer).feed(np.zeros(160, np.float32))
+
+
+def test_listen_command_reads_raw_pcm_from_stdin(tmp_path, monkeypatch, capsys) -> None:
+    """`edge-assistant listen` on raw S16_LE from stdin (as arecord pipes it), answering from a replayed log."""
+    import io
+    import json
+
+    from edge_assistant.cli import main
+    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, write_demo_log
+
+    log_path = tmp_path / "drive.log"
+    write_demo_log(log_path, duration_s=240.0, seed=2)
+    scene = build_scene([SceneTurn("Which tyre is low?")], snr_db=20.0, seed=1)
+    raw = scene.pcm.astype("<i2").tobytes()
+
+    class _Pipe:  # reads return short, odd byte counts, as a pipe may
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def read(self, n: int) -> bytes:
+            return self._data.read(min(n, 997))
+
+    class _Stdin:
+        def __init__(self, data: bytes) -> None:
+            self.buffer = _Pipe(data)
+
+    monkeypatch.setattr("sys.stdin", _Stdin(raw))
+    rc = main(["listen", "--json", "--replay", str(log_path), "--dbc", str(DEMO_DBC), "--mapping", str(DEMO_MAPPING)])
+    assert rc == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["wake", "reply"]
+    assert events[1]["intent"] == "vehicle.tyres"
+    assert events[1]["answer"]["agent"] == "car_genius"

@@ -1,0 +1,73 @@
+"""The demo car for the agents: its simulated drive log (cached), replayed into Car Genius and the Travel
+Companion, with trouble codes read over UDS from the demo virtual ECUs on a virtual CAN bus."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_assistant.agents.car_genius import CarGenius, DtcEntry, DtcReadout, genius_from_log
+from edge_assistant.agents.travel_companion import TravelCompanion, travel_from_log
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoCar:
+    """Both agents, answering as of ``at_s`` seconds into the demo drive."""
+
+    genius: CarGenius
+    travel: TravelCompanion
+    log_path: Path
+    at_s: float
+
+
+def demo_log(seed: int = 1) -> tuple[Path, object]:
+    """The demo drive as a candump log in the user's cache (simulated once, then reused)."""
+    from edge_assistant.core.paths import model_cache_dir
+    from edge_assistant.vehicle import DemoScenario, write_demo_log
+
+    sc = DemoScenario(seed=seed)
+    path = model_cache_dir().parent / "demo" / f"demo_drive_seed{seed}_{sc.duration_s:.0f}s.log"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.log")
+        write_demo_log(tmp, duration_s=sc.duration_s, seed=seed)
+        tmp.replace(path)
+    return path, sc
+
+
+def read_demo_dtcs(genius: CarGenius, scenario, t_s: float, channel: str = "can0",
+                   vehicle: str | None = None) -> DtcReadout:
+    """Start the demo ECUs on a virtual bus, read their codes with udsoncan (19 02), stop them."""
+    import can
+
+    from edge_assistant.diagnostics.demo import DEMO_BMS, DEMO_VEHICLE_TABLE, demo_ecus, read_dtcs_once
+    from edge_assistant.diagnostics.dtc import module_name
+
+    snap = genius.snapshot()
+    with demo_ecus(snap, scenario.dtcs_at(t_s), channel=channel):
+        bus = can.Bus(interface="virtual", channel=channel)
+        try:
+            dtcs, source = read_dtcs_once(bus, DEMO_BMS)
+        finally:
+            bus.shutdown()
+    module = module_name(vehicle or DEMO_VEHICLE_TABLE, DEMO_BMS.response_id)
+    entries = tuple(DtcEntry(d.full_code if d.failure_type else d.code, d.status.byte, module, DEMO_BMS.response_id)
+                    for d in dtcs)
+    return DtcReadout(entries, snap.now_s, source)
+
+
+def demo_car(at_s: float | None = None, channel: str = "can0", vehicle: str | None = None) -> DemoCar:
+    """Replay the demo drive up to ``at_s`` (default: its end) into both agents and read its DTCs."""
+    from edge_assistant.diagnostics.demo import DEMO_VEHICLE_TABLE
+    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
+
+    path, sc = demo_log()
+    vehicle = vehicle or DEMO_VEHICLE_TABLE
+    genius = genius_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s, vehicle=vehicle)
+    t_s = sc.duration_s if at_s is None else at_s
+    genius._dtcs = read_demo_dtcs(genius, sc, t_s, channel=channel, vehicle=vehicle)  # noqa: SLF001
+    travel = travel_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s)
+    return DemoCar(genius, travel, path, t_s)
