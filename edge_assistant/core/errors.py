@@ -43,3 +43,19 @@ class DataFormatError(EdgeAssistantError, ValueError):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
+
+
+class BusError(EdgeAssistantError, OSError):
+    """A CAN bus cannot be opened or failed; ``where`` names the interface and channel."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
+
+
+class UpdateError(DataFormatError):
+    """An update bundle or the A/B slot state is invalid, untrusted or not for this device.
+
+    ``where`` names the bundle member, manifest key or state-file key; ``reason`` says what was expected.
+    """
