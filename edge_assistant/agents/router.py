@@ -9,7 +9,7 @@ from edge_assistant.intents import Intent
 
 log = logging.getLogger(__name__)
 
-#: Intents the Travel Companion answers (``vehicle.range`` asks "how far" / "can I make it").
+#: Intents the Travel Companion answers besides ``travel.*`` (``vehicle.range``: "how far", "can I make it").
 TRAVEL_INTENTS = frozenset({"vehicle.range"})
 
 HELP_TEXT = ("I can tell you about the car: battery and range, tyre pressures, warning lights and trouble "
@@ -24,7 +24,7 @@ class AgentRouter:
         self.travel = travel
 
     def agent_for(self, intent: Intent) -> Agent | None:
-        if intent.name in TRAVEL_INTENTS and self.travel is not None:
+        if self.travel is not None and (intent.name in TRAVEL_INTENTS or intent.name.startswith("travel.")):
             return self.travel
         if intent.name.startswith("vehicle."):
             return self.car_genius

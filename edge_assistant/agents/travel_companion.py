@@ -323,24 +323,7 @@ class TripComputer:
 
 
 # ---------------------------------------------------------------------------------------- routing
-_CUES: list[tuple[str, re.Pattern[str]]] = [
-    ("travel.charge_time", re.compile(r"\bhow long\b.*\bcharg|\bcharg\w* time\b|\btime to (charge|full)\b|"
-                                      r"\bhow (many minutes|long)\b.*\bkw\b|\bhow much longer\b.*\b(charg\w*|full)\b|"
-                                      r"\buntil (it'?s|it is|the battery is) full\b")),
-    ("travel.charge_stop", re.compile(r"\b(where|when|which km|what km)\b.*\bcharg|\bcharging stops?\b|"
-                                      r"\bstop (to|and) charge\b|\b(need|have) to (stop|charge)\b|"
-                                      r"\b(should|must) i (stop|charge)\b|\bstop for charg\w*\b")),
-    ("travel.location", re.compile(r"\bwhere am i\b|\bwhere are we\b|\bmy (location|position)\b|\bcoordinates\b|"
-                                   r"\bgps\b|\bwhich way\b|\bheading\b")),
-    ("travel.trip", re.compile(r"\btrip\b|\baverage speed\b|\bconsumption\b|\befficien\w*\b|\bkwh per\b|"
-                               r"\bhow far (have|did)\b|\bdriven\b|\bso far\b|\bhow much energy\b")),
-]
-_POWER = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:kw|kilowatts?)\b")
-_PCT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
-_TO_PCT = re.compile(r"\b(?:to|until|till|up to)\s+(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
-_FROM_PCT = re.compile(r"\bfrom\s+(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
-
-#: Intents this agent answers (proposed as ``travel.*`` additions to the intent parser).
+#: Intents this agent answers (``travel.*`` from the intent parser, plus range questions).
 TRAVEL_INTENTS = ("travel.range", "travel.make_it", "travel.charge_stop", "travel.charge_time", "travel.trip",
                   "travel.location")
 
@@ -348,25 +331,13 @@ TRAVEL_INTENTS = ("travel.range", "travel.make_it", "travel.charge_stop", "trave
 def classify(question: str) -> tuple[str, dict[str, float]]:
     """``(intent, slots)`` for a travel question. Slots: distance_km, power_kw, target_pct, from_pct."""
     norm = normalise(question)
-    raw = question.lower().replace("per cent", "percent")
     parsed = parse_intent(question)
-    slots: dict[str, float] = {}
-    if "distance_km" in parsed.slots:
-        slots["distance_km"] = float(parsed.slots["distance_km"])  # type: ignore[arg-type]
-    for text in (raw, norm):
-        if (m := _POWER.search(text)) and "power_kw" not in slots:
-            slots["power_kw"] = float(m.group(1))
-        if (m := _TO_PCT.search(text)) and "target_pct" not in slots:
-            slots["target_pct"] = float(m.group(1))
-        if (m := _FROM_PCT.search(text)) and "from_pct" not in slots:
-            slots["from_pct"] = float(m.group(1))
-    if "target_pct" not in slots and "from_pct" not in slots and (m := _PCT.search(raw) or _PCT.search(norm)):
-        slots["target_pct"] = float(m.group(1))
+    slots = {k: float(v) for k, v in parsed.slots.items()  # type: ignore[arg-type]
+             if k in ("distance_km", "power_kw", "target_pct", "from_pct")}
     if "target_pct" not in slots and re.search(r"\bfull\b", norm):
         slots["target_pct"] = 100.0
-    for intent, pat in _CUES:
-        if pat.search(norm):
-            return intent, slots
+    if parsed.name.startswith("travel."):
+        return parsed.name, slots
     if parsed.name == "vehicle.range" or re.search(r"\bhow far\b|\brange\b|\b(km|mi) left\b|\benough\b|"
                                                    r"\bhow many (km|mi)\b|\bcan i still drive\b", norm):
         return ("travel.make_it" if "distance_km" in slots else "travel.range"), slots

@@ -54,12 +54,27 @@ _CUES: list[tuple[str, float, str]] = [
     ("vehicle.status", 2.0, r"\bhow is (my|the) car\b|\bcar status\b|\beverything (ok|okay|alright|fine)\b|\bhealth\b"),
     ("vehicle.speed", 3.0, r"\bhow fast\b|\bspeed\b"),
     ("vehicle.temperature", 3.0, r"\btemperature\b|\bhow (hot|cold)\b|\boutside\b"),
+    # Trip planning (the Travel Companion): weight 4 so they win over the single words they contain.
+    ("travel.charge_time", 4.0, r"\bhow long\b.*\bcharg|\bcharg\w* time\b|\btime to (charge|full)\b|"
+                                r"\bhow (many minutes|long)\b.*\bkw\b|\bhow much longer\b.*\b(charg\w*|full)\b|"
+                                r"\buntil (it'?s|it is|the battery is) full\b"),
+    ("travel.charge_stop", 4.0, r"\b(where|which km|what km)\b.*\bcharg|\bwhen (should|must|do|can) i\b.*\bcharg|"
+                                r"\bcharging stops?\b|\bstop (to|and) charge\b|\b(need|have) to (stop|charge)\b|"
+                                r"\b(should|must) i (stop|charge)\b|\bstop for charg\w*\b"),
+    ("travel.location", 4.0, r"\bwhere am i\b|\bwhere are we\b|\bmy (location|position)\b|\bcoordinates\b|"
+                             r"\bgps\b|\bwhich way\b|\bheading\b"),
+    ("travel.trip", 4.0, r"\btrip\b|\baverage speed\b|\bconsumption\b|\befficien\w*\b|\bkwh per\b|"
+                         r"\bhow far (have|did)\b|\bdriven\b|\bso far\b|\bhow much energy\b"),
 ]
 
 INTENTS: tuple[str, ...] = tuple(dict.fromkeys(name for name, _, _ in _CUES)) + ("unknown",)
 
 _COMPILED = [(name, weight, re.compile(pattern)) for name, weight, pattern in _CUES]
 _DISTANCE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(km|mi)\b")
+_POWER = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:kw|kilowatts?)\b")
+_PCT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
+_TO_PCT = re.compile(r"\b(?:to|until|till|up to)\s+(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
+_FROM_PCT = re.compile(r"\bfrom\s+(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
@@ -123,7 +138,7 @@ def parse(text: str) -> Intent:
     for name, weight, pattern in _COMPILED:
         if pattern.search(norm):
             scores[name] = scores.get(name, 0.0) + weight
-    slots = _slots(norm)
+    slots = _slots(norm, text.lower().replace("per cent", "percent"))
     if not scores:
         return Intent("unknown", text, 0.0, slots)
     best = max(scores, key=lambda k: (scores[k], -INTENTS.index(k)))
@@ -131,8 +146,18 @@ def parse(text: str) -> Intent:
     return Intent(best, text, round(scores[best] / total, 3), slots)
 
 
-def _slots(norm: str) -> dict[str, object]:
+def _slots(norm: str, raw: str) -> dict[str, object]:
+    """Wheel, distance_km, and for charging questions power_kw, target_pct, from_pct."""
     slots: dict[str, object] = {}
+    for src in (raw, norm):
+        if (m := _POWER.search(src)) and "power_kw" not in slots:
+            slots["power_kw"] = float(m.group(1))
+        if (m := _TO_PCT.search(src)) and "target_pct" not in slots:
+            slots["target_pct"] = float(m.group(1))
+        if (m := _FROM_PCT.search(src)) and "from_pct" not in slots:
+            slots["from_pct"] = float(m.group(1))
+    if "target_pct" not in slots and "from_pct" not in slots and (m := _PCT.search(raw) or _PCT.search(norm)):
+        slots["target_pct"] = float(m.group(1))
     for phrase, (row, side) in _WHEELS.items():
         if phrase in norm:
             slots["wheel"] = f"{row}.{side}"

@@ -58,3 +58,23 @@ def test_distance_slot_in_km(text: str, km: float) -> None:
 def test_normalise_keeps_decimals_and_unifies_spelling() -> None:
     assert normalise("Tires at 2.4 bar. Kilometres?") == "tyres at 2.4 bar km"
     assert normalise("twenty-one") == "twenty-one"  # hyphenated forms stay words: no false number
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("How long to charge to 80 percent at 50 kW?", "travel.charge_time"),
+        ("Where should I stop to charge?", "travel.charge_stop"),
+        ("When should I charge on the way to Munich?", "travel.charge_stop"),
+        ("Where am I?", "travel.location"),
+        ("How far have I driven this trip?", "travel.trip"),
+        ("When will charging finish?", "vehicle.charging"),  # the car's own charging state, not a plan
+    ],
+)
+def test_travel_intents(text: str, intent: str) -> None:
+    assert parse(text).name == intent
+
+
+def test_charging_slots() -> None:
+    slots = parse("how long to charge from 20 % to 80 per cent on a 150 kW charger").slots
+    assert slots == {"power_kw": 150.0, "from_pct": 20.0, "target_pct": 80.0}
