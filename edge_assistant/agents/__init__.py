@@ -1,1 +1,5 @@
-"""agents"""
+"""Agents: text in, an answer that names the values it used and their age, out."""
+
+from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed
+
+__all__ = ["Agent", "AgentAnswer", "ValueUsed"]

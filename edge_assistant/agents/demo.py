@@ -68,6 +68,6 @@ def demo_car(at_s: float | None = None, channel: str = "can0", vehicle: str | No
     vehicle = vehicle or DEMO_VEHICLE_TABLE
     genius = genius_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s, vehicle=vehicle)
     t_s = sc.duration_s if at_s is None else at_s
-    genius._dtcs = read_demo_dtcs(genius, sc, t_s, channel=channel, vehicle=vehicle)  # noqa: SLF001
+    genius.set_dtcs(read_demo_dtcs(genius, sc, t_s, channel=channel, vehicle=vehicle))
     travel = travel_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s)
     return DemoCar(genius, travel, path, t_s)

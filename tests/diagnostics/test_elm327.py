@@ -1,0 +1,92 @@
+"""ELM327 client against the ELM327 emulator on a real pseudo-terminal (os.openpty), the emulator backed
+by an ISO-TP tester and the virtual ECU on the virtual CAN bus."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import can
+import pytest
+
+from edge_assistant.core.errors import DataFormatError
+from edge_assistant.core.state import VehicleState
+from edge_assistant.diagnostics.clients import DiagnosticTimeout, ObdClient, ObdClientConfig
+from edge_assistant.diagnostics.elm327 import Elm327Client, Elm327Emulator, Elm327Error
+from edge_assistant.diagnostics.virtual_ecu import VirtualEcu, VirtualEcuConfig
+
+BMS = VirtualEcuConfig(name="BMS", request_id=0x7E4, response_id=0x7EC, vin="KMHK381GFMU000001")
+
+
+@pytest.fixture()
+def tester() -> Iterator[ObdClient]:
+    st = VehicleState()
+    st.update("Vehicle.Speed", 42.0, "km/h", 1.0, "test")
+    st.update("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", 80.0, "percent", 1.0, "test")
+    bus = can.Bus(interface="virtual", channel="can0")
+    with VirtualEcu(BMS, state=st, dtcs=[("P0AA6", 0x2F), ("U0146", 0x04)]), \
+            ObdClient(bus, ObdClientConfig(ecus=((0x7E0, 0x7E8), (0x7E4, 0x7EC)), p2_s=0.25)) as client:
+        yield client
+    bus.shutdown()
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["clean", "noisy-serial"])
+def test_elm327_reads_pids_dtcs_and_vin(tester: ObdClient, noise: bool) -> None:
+    with Elm327Emulator(tester, noise=noise) as emu, Elm327Client(emu.port, timeout_s=2.0) as elm:
+        assert elm.initialize() == "ELM327 v1.5"
+        assert elm.command("ATDP") == ["ISO 15765-4 (CAN 11/500)"]
+        (speed,) = elm.read_pids(0x0D)[0x7EC]
+        assert speed.value == 42
+        assert elm.read_dtcs(0x03)[0x7EC].codes == ("P0AA6",)
+        assert elm.read_dtcs(0x07)[0x7EC].codes == ("P0AA6", "U0146")
+        assert elm.read_vin() == {0x7EC: "KMHK381GFMU000001"}       # multi-frame, headered lines
+        assert elm.read_vin(ecu=0x7EC) == {0x7EC: "KMHK381GFMU000001"}  # physical via ATSH 7E4
+        if noise:
+            assert elm.noise_bytes > 0
+
+
+def test_no_data_and_unknown_commands(tester: ObdClient) -> None:
+    with Elm327Emulator(tester) as emu, Elm327Client(emu.port) as elm:
+        elm.initialize()
+        with pytest.raises(DiagnosticTimeout, match="NO DATA for 010C"):
+            elm.read_pids(0x0C)
+        with pytest.raises(DataFormatError, match=r"did not understand 'ATXYZ'"):
+            elm.command("ATXYZ")
+        assert elm.read_pids(0x0D)[0x7EC][0].value == 42          # still usable afterwards
+
+
+def test_searching_and_headerless_answers_from_raw_commands(tester: ObdClient) -> None:
+    with Elm327Emulator(tester) as emu, Elm327Client(emu.port) as elm:
+        assert elm.command("ATZ", timeout_s=2.0)[-1] == "ELM327 v1.5"
+        elm.command("ATE0")
+        lines = elm.command("010D")                               # protocol auto: SEARCHING... is dropped
+        assert lines == ["41 0D 2A"]
+        vin_lines = elm.command("0902")                           # headers off: ELM's "0:", "1:" layout
+        assert vin_lines[0] == "014" and vin_lines[1].startswith("0: 49 02 01")
+
+
+def test_garbage_lines_are_skipped_with_a_warning(tester: ObdClient, caplog: pytest.LogCaptureFixture) -> None:
+    with Elm327Emulator(tester) as emu, Elm327Client(emu.port) as elm:
+        elm.initialize()
+        frames = elm._parse_frames(["7EC03410D2AAAAAAAAA", "BUS INIT: OK", "7EC0Z", "12"], "010D")
+        assert frames == {0x7EC: bytes.fromhex("410d2a")}
+        assert len(elm.skipped_lines) == 3
+        assert "not a headered CAN frame" in caplog.text
+        with pytest.raises(DataFormatError, match="no complete answer to 0902"):
+            elm._parse_frames(["7EC1014490201"], "0902")
+
+
+def test_silent_port_times_out_with_the_port_named() -> None:
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(slave)
+    try:
+        with Elm327Client(os.ttyname(slave), timeout_s=0.3, reset_timeout_s=0.3) as elm, \
+                pytest.raises(Elm327Error, match=rf"{os.ttyname(slave)}: no '>' prompt within 0.3 s"):
+            elm.initialize()
+    finally:
+        os.close(master)
+        os.close(slave)
+    with pytest.raises(Elm327Error, match="cannot open serial port"):
+        Elm327Client("/dev/does-not-exist-elm").open()
