@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native/src/*.c native/src/*.h native/include/ea/*.h)
 # Debian packages the build and the tests need (a C compiler; libsndfile is bundled by the soundfile wheel
-# on x86_64/aarch64, the Debian one is the fallback).
-APT_PACKAGES := gcc make libsndfile1
+# on x86_64/aarch64, the Debian one is the fallback; alsa-utils and systemd give the firmware tests arecord and
+# systemd-analyze; espeak-ng speaks the demo's and the pipeline tests' commands).
+APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng
 
 .PHONY: setup system-deps demo test lint check-native models bench clean help
 
@@ -39,13 +40,16 @@ $(STAMP): pyproject.toml $(NATIVE_DEPS)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-models: setup
-	$(BIN)/edge-assistant models build
+# Speech that calibrates the static int8 wake-word embedding (real read speech that no test scores).
+WAKE_CALIBRATION ?= $(wildcard ../shared/data/speech/negatives/librispeech)
 
-demo: setup
+models: setup
+	$(BIN)/edge-assistant models build $(if $(WAKE_CALIBRATION),--wake-calibration $(WAKE_CALIBRATION))
+
+demo: setup models
 	$(BIN)/edge-assistant demo
 
-test: setup
+test: setup models
 	$(BIN)/ruff check edge_assistant tests benchmarks native/build_frontend.py
 	$(BIN)/python -m pytest
 

