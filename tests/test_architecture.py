@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"core", "intents", "vehicle", "diagnostics", "gnss"},
     "pipeline": {"core", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "gnss", "agents"},
     "bench": {"core", "_native", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "agents", "pipeline"},
+    "update": {"core"},  # signed bundles, A/B slots, sd_notify
     "cli": set(),  # the top: may import anything
 }
 
