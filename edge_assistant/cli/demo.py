@@ -12,8 +12,8 @@ import sys
 DEFAULT_COMMANDS = (
     "Why is the tyre light on?",
     "How much range do I have left?",
-    "Is there a warning light on?",
-    "Can I make it 120 kilometres?",
+    "What does the warning light mean?",
+    "Can I drive two hundred kilometres?",
 )
 
 
