@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 Value = float | int | str | bool
@@ -65,6 +65,7 @@ class VehicleState:
     def __init__(self, clock: callable | None = None) -> None:  # type: ignore[valid-type]
         self._lock = threading.Lock()
         self._readings: dict[str, SignalReading] = {}
+        self._raw: dict[str, tuple] = {}  # rows from update_many not yet turned into SignalReading
         self._clock = clock
         self._latest_s = 0.0
 
@@ -72,8 +73,25 @@ class VehicleState:
         reading = SignalReading(path, value, unit, float(timestamp_s), source)
         with self._lock:
             self._readings[path] = reading
+            self._raw.pop(path, None)
             if timestamp_s > self._latest_s:
                 self._latest_s = float(timestamp_s)
+
+    def update_many(self, rows: Iterable[tuple[str, Value, str | None, float, str]]) -> None:
+        """Apply a batch of ``(path, value, unit, timestamp_s, source)`` under one lock (decoders batch).
+
+        Rows are kept as tuples and become :class:`SignalReading` objects at the next snapshot, so a
+        bus decoder running at bus rate does not allocate one object per signal per frame.
+        """
+        latest = 0.0
+        with self._lock:
+            raw = self._raw
+            for r in rows:
+                raw[r[0]] = r
+                if r[3] > latest:
+                    latest = r[3]
+            if latest > self._latest_s:
+                self._latest_s = float(latest)
 
     def set_time(self, now_s: float) -> None:
         """Advance the notion of "now" (for replay without a live clock)."""
@@ -84,6 +102,10 @@ class VehicleState:
         with self._lock:
             if now_s is None:
                 now_s = self._clock() if self._clock is not None else self._latest_s
+            if self._raw:
+                for path, row in self._raw.items():
+                    self._readings[path] = SignalReading(row[0], row[1], row[2], float(row[3]), row[4])
+                self._raw.clear()
             return VehicleSnapshot(now_s=now_s, readings=dict(self._readings))
 
     @staticmethod
