@@ -1,0 +1,1 @@
+"""Tests of voice-activity detection and endpointing."""
