@@ -25,7 +25,7 @@ ffibuilder.set_source(
     '#include "ea/frontend.h"',
     sources=_sources,
     include_dirs=["native/include"],
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     libraries=["m"],
 )
 

@@ -13,7 +13,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 #: The ABI version this Python code was written against (EA_ABI_VERSION in native/include/ea/frontend.h).
-EXPECTED_ABI_VERSION = 1
+EXPECTED_ABI_VERSION = 2
 
 if lib.ea_abi_version() != EXPECTED_ABI_VERSION:  # pragma: no cover - stale build
     raise NativeError(
