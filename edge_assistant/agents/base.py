@@ -51,3 +51,14 @@ class Agent(ABC):
     @abstractmethod
     def answer(self, question: str) -> AgentAnswer:
         """Answer ``question``; never invent a value that is missing or stale."""
+
+
+def age_words(age_s: float) -> str:
+    """How old a reading is, as said in an answer: "just now", "40 s ago", "12 min ago", "2.5 h ago"."""
+    if age_s < 1.0:
+        return "just now"
+    if age_s < 90:
+        return f"{age_s:.0f} s ago"
+    if age_s < 5400:
+        return f"{age_s / 60:.0f} min ago"
+    return f"{age_s / 3600:.1f} h ago"

@@ -20,30 +20,31 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed
+from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed, age_words
+from edge_assistant.agents.vss import (
+    CABIN_TEMP,
+    CABLE,
+    CELL_V_MAX,
+    CELL_V_MIN,
+    ENERGY,
+    IS_CHARGING,
+    LV_VOLTAGE,
+    MIL,
+    ODOMETER,
+    OUTSIDE_TEMP,
+    PACK_TEMP,
+    PACK_VOLTAGE,
+    RANGE,
+    SOC,
+    SOC_DISPLAYED,
+    SPEED,
+    TIME_TO_COMPLETE,
+    TPMS_LAMP,
+)
 from edge_assistant.core.state import VehicleSnapshot, VehicleState
 from edge_assistant.diagnostics.dtc import SEVERITIES, explain
 
 log = logging.getLogger(__name__)
-
-SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
-SOC_DISPLAYED = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"
-RANGE = "Vehicle.Powertrain.Range"
-ENERGY = "Vehicle.Powertrain.TractionBattery.StateOfCharge.CurrentEnergy"
-IS_CHARGING = "Vehicle.Powertrain.TractionBattery.Charging.IsCharging"
-CABLE = "Vehicle.Powertrain.TractionBattery.Charging.IsChargingCableConnected"
-TIME_TO_COMPLETE = "Vehicle.Powertrain.TractionBattery.Charging.TimeToComplete"
-PACK_VOLTAGE = "Vehicle.Powertrain.TractionBattery.CurrentVoltage"
-PACK_TEMP = "Vehicle.Powertrain.TractionBattery.Temperature.Average"
-CELL_V_MIN = "Vehicle.Powertrain.TractionBattery.CellVoltage.Min"
-CELL_V_MAX = "Vehicle.Powertrain.TractionBattery.CellVoltage.Max"
-LV_VOLTAGE = "Vehicle.LowVoltageBattery.CurrentVoltage"
-ODOMETER = "Vehicle.TraveledDistance"
-SPEED = "Vehicle.Speed"
-MIL = "Vehicle.OBD.Status.IsMILOn"
-TPMS_LAMP = "Vehicle.Private.TellTale.TirePressure.IsOn"
-OUTSIDE_TEMP = "Vehicle.Exterior.AirTemperature"
-CABIN_TEMP = "Vehicle.Cabin.HVAC.AmbientAirTemperature"
 
 WHEELS = {
     "front left": "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire",
@@ -161,16 +162,6 @@ def _fmt(value: object, unit: str | None) -> str:
     return f"{text}{'' if unit in ('', '%', '°C') else ' '}{unit}"
 
 
-def _age_words(age_s: float) -> str:
-    if age_s < 1.0:
-        return "just now"
-    if age_s < 90:
-        return f"{age_s:.0f} s ago"
-    if age_s < 5400:
-        return f"{age_s / 60:.0f} min ago"
-    return f"{age_s / 3600:.1f} h ago"
-
-
 @dataclass
 class _Collector:
     snap: VehicleSnapshot
@@ -217,8 +208,8 @@ class _Collector:
             return (f"{_fmt(v.value, v.unit)}, which is not plausible for the {v.label}, so I am "
                     "not using it (a sensor or mapping problem)")
         if v.stale:
-            return f"{text} but that reading is stale ({_age_words(v.age_s)})"
-        return f"{text} (read {_age_words(v.age_s)})"
+            return f"{text} but that reading is stale ({age_words(v.age_s)})"
+        return f"{text} (read {age_words(v.age_s)})"
 
 
 # ------------------------------------------------------------------------------------ the agent
@@ -326,7 +317,7 @@ class CarGenius(Agent):
         parts = []
         if lamp.age_s is not None:
             lamp_text = "on" if lamp.value is True else "off"
-            lamp_age = f"stale: {_age_words(lamp.age_s)}" if lamp.stale else f"read {_age_words(lamp.age_s)}"
+            lamp_age = f"stale: {age_words(lamp.age_s)}" if lamp.stale else f"read {age_words(lamp.age_s)}"
             parts.append(f"The tyre pressure lamp is {lamp_text} ({lamp_age}).")
         if not fresh:
             parts.append(listing)
@@ -422,7 +413,7 @@ class CarGenius(Agent):
             label = LABELS.get(path) or path[len(TELLTALE_PREFIX):-len(".IsOn")].replace("Warning", " warning").lower() + " lamp"
             v = col.get(path, c.live_max_age_s, label)
             if v.value is True:
-                on.append(f"the {label} ({'stale, ' + _age_words(v.age_s) if v.stale else 'seen ' + _age_words(v.age_s)})")
+                on.append(f"the {label} ({'stale, ' + age_words(v.age_s) if v.stale else 'seen ' + age_words(v.age_s)})")
         return on
 
     def _dtc_lines(self, col: _Collector) -> tuple[list[str], str | None]:
@@ -437,7 +428,7 @@ class CarGenius(Agent):
         col.used.append(ValueUsed("diag:dtcs", "trouble codes", codes, None, age, stale, rd.source))
         if stale:
             col.stale.append("trouble codes")
-        when = f"read {_age_words(age)}: {rd.source}" + (", stale" if stale else "")
+        when = f"read {age_words(age)}: {rd.source}" + (", stale" if stale else "")
         if not rd.entries:
             return [], f"No trouble codes are stored ({when})."
         exps = [explain(e.code, e.status, self.vehicle, e.module) for e in rd.entries]

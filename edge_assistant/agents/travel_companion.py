@@ -24,7 +24,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed
+from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed, age_words
+from edge_assistant.agents.vss import (
+    ALT,
+    CURRENT,
+    FIX_TYPE,
+    H_ACC,
+    HEADING,
+    IS_CHARGING,
+    LAT,
+    LON,
+    NET_CAPACITY,
+    ODOMETER,
+    PACK_VOLTAGE,
+    POWER,
+    RANGE,
+    SOC,
+    SOC_DISPLAYED,
+    SPEED,
+)
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.core.state import VehicleSnapshot, VehicleState
 from edge_assistant.gnss.nmea import haversine_m
@@ -33,26 +51,10 @@ from edge_assistant.intents.parser import normalise
 
 log = logging.getLogger(__name__)
 
-SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
-SOC_DISPLAYED = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"
-RANGE = "Vehicle.Powertrain.Range"
-SPEED = "Vehicle.Speed"
-POWER = "Vehicle.Powertrain.TractionBattery.CurrentPower"
-VOLTAGE = "Vehicle.Powertrain.TractionBattery.CurrentVoltage"
-CURRENT = "Vehicle.Powertrain.TractionBattery.CurrentCurrent"
-NET_CAPACITY = "Vehicle.Powertrain.TractionBattery.NetCapacity"
-ODOMETER = "Vehicle.TraveledDistance"
-IS_CHARGING = "Vehicle.Powertrain.TractionBattery.Charging.IsCharging"
-LAT = "Vehicle.CurrentLocation.Latitude"
-LON = "Vehicle.CurrentLocation.Longitude"
-ALT = "Vehicle.CurrentLocation.Altitude"
-HEADING = "Vehicle.CurrentLocation.Heading"
-H_ACC = "Vehicle.CurrentLocation.HorizontalAccuracy"
-FIX_TYPE = "Vehicle.CurrentLocation.GNSSReceiver.FixType"
 
 LABELS = {
     SOC: "state of charge", SOC_DISPLAYED: "displayed state of charge", RANGE: "car's range estimate",
-    SPEED: "speed", POWER: "battery power", VOLTAGE: "pack voltage", CURRENT: "pack current",
+    SPEED: "speed", POWER: "battery power", PACK_VOLTAGE: "pack voltage", CURRENT: "pack current",
     NET_CAPACITY: "usable battery capacity", ODOMETER: "odometer", IS_CHARGING: "charging", LAT: "latitude",
     LON: "longitude", ALT: "altitude", HEADING: "heading", H_ACC: "position accuracy", FIX_TYPE: "GNSS fix",
 }
@@ -203,7 +205,7 @@ class TripComputer:
         if p is not None:
             self.energy_source = "power"
             return -p / 1000.0
-        v, i = self._fresh(snap, VOLTAGE, age), self._fresh(snap, CURRENT, age)
+        v, i = self._fresh(snap, PACK_VOLTAGE, age), self._fresh(snap, CURRENT, age)
         if v is not None and i is not None:
             self.energy_source = "voltage x current"
             return -v * i / 1000.0
@@ -345,16 +347,6 @@ def classify(question: str) -> tuple[str, dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------- answering
-def _age_words(age_s: float) -> str:
-    if age_s < 1.0:
-        return "just now"
-    if age_s < 90:
-        return f"{age_s:.0f} s ago"
-    if age_s < 5400:
-        return f"{age_s / 60:.0f} min ago"
-    return f"{age_s / 3600:.1f} h ago"
-
-
 def _a(number: float) -> str:
     """The article before a spoken number: "an 11 kW", "an 80 kW", "a 50 kW"."""
     digits = f"{number:.0f}"
@@ -402,7 +394,7 @@ class _Reader:
     def said(v: ValueUsed, text: str) -> str:
         if v.age_s is None:
             return f"no {v.label} reading"
-        return f"{v.label} {text} ({'stale, ' if v.stale else 'read '}{_age_words(v.age_s)})"
+        return f"{v.label} {text} ({'stale, ' if v.stale else 'read '}{age_words(v.age_s)})"
 
 
 @dataclass(frozen=True)
@@ -487,7 +479,7 @@ class TravelCompanion(Agent):
             words = f"the rated {cons:.1f} kWh/100 km (no trip figure yet)"
         if range_km is not None:
             total = range_km
-            method = f"the car's own range estimate (read {_age_words(rng.age_s or 0.0)})"
+            method = f"the car's own range estimate (read {age_words(rng.age_s or 0.0)})"
             if soc_pct and range_km > 0:
                 kwh_km = soc_pct / 100 * cap / range_km
                 trip = f"; your trip so far: {words}" if recent is not None else ""
@@ -529,12 +521,12 @@ class TravelCompanion(Agent):
         if est is None:
             return self._cannot(rd, "tell your range")
         soc = next((v for v in rd.used if v.path in (SOC, SOC_DISPLAYED) and rd.ok(v)), None)
-        soc_words = f" at {est.soc_pct:.1f} % state of charge (read {_age_words(soc.age_s)})" if soc else ""
+        soc_words = f" at {est.soc_pct:.1f} % state of charge (read {age_words(soc.age_s)})" if soc else ""
         text = (f"About {est.total_km:.0f} km of range{soc_words}, from {est.method}. Keeping a "
                 f"{self.config.reserve_pct:.0f} % reserve, plan on {est.to_reserve_km:.0f} km.")
         if est.soc_pct is None:
             soc = next((v for v in rd.used if v.path in (SOC, SOC_DISPLAYED) and v.age_s is not None), None)
-            why = f"is stale (read {_age_words(soc.age_s)})" if soc else "is not available"
+            why = f"is stale (read {age_words(soc.age_s)})" if soc else "is not available"
             text += f" The state of charge {why}, so the reserve is converted at {est.consumption_words}."
         return text
 
@@ -677,7 +669,7 @@ class TravelCompanion(Agent):
             parts.append(f"Not counted: {s.gaps} gap{'s' if s.gaps > 1 else ''} in the data ({s.gap_s:.0f} s).")
         if age > self.config.live_max_age_s:
             rd.stale.append("trip data")
-            parts.append(f"The last fresh trip data is from {_age_words(age)}: the figures stop there.")
+            parts.append(f"The last fresh trip data is from {age_words(age)}: the figures stop there.")
         return " ".join(parts)
 
     def _location(self, rd: _Reader) -> str:
@@ -690,8 +682,8 @@ class TravelCompanion(Agent):
                f"{abs(float(lon.value)):.5f}° {'E' if float(lon.value) >= 0 else 'W'}")
         if lat.stale or lon.stale:
             lost = f" The receiver reports fix {fix.value}." if fix.age_s is not None and fix.value == "NONE" else ""
-            return f"The last known position is {pos}, but it was read {_age_words(lat.age_s)}, so it is stale.{lost}"
-        parts = [f"You are at {pos} (read {_age_words(lat.age_s)})"]
+            return f"The last known position is {pos}, but it was read {age_words(lat.age_s)}, so it is stale.{lost}"
+        parts = [f"You are at {pos} (read {age_words(lat.age_s)})"]
         acc = rd.get(H_ACC, c.gnss_max_age_s, optional=True)
         if rd.ok(acc):
             parts[0] += f", within about {float(acc.value):.0f} m"
@@ -700,7 +692,7 @@ class TravelCompanion(Agent):
         if rd.ok(head):
             parts.append(f"Heading {float(head.value):.0f}° ({_compass(float(head.value))}).")
         elif head.age_s is not None:
-            parts.append(f"No current heading (the course needs movement; the last one was read {_age_words(head.age_s)}).")
+            parts.append(f"No current heading (the course needs movement; the last one was read {age_words(head.age_s)}).")
         alt = rd.get(ALT, c.gnss_max_age_s, optional=True)
         if rd.ok(alt):
             parts.append(f"Altitude {float(alt.value):.0f} m (WGS 84 ellipsoid).")

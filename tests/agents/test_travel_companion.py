@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_assistant.agents import travel_companion as tc
+from edge_assistant.agents import vss as tc
 from edge_assistant.agents.base import AgentAnswer
 from edge_assistant.agents.travel_companion import (
     TravelCompanion,
@@ -29,7 +29,7 @@ def state_with(now: float = T0 + 100, age_s: float = 0.5, **values) -> VehicleSt
     """A state whose readings were seen ``age_s`` before ``now`` (per-path ages via ``(value, age)`` tuples)."""
     paths = {"soc": (tc.SOC, "percent"), "range_m": (tc.RANGE, "m"), "speed": (tc.SPEED, "km/h"),
              "lat": (tc.LAT, "degrees"), "lon": (tc.LON, "degrees"), "heading": (tc.HEADING, "degrees"),
-             "acc": (tc.H_ACC, "m"), "fix": (tc.FIX_TYPE, None), "voltage": (tc.VOLTAGE, "V"),
+             "acc": (tc.H_ACC, "m"), "fix": (tc.FIX_TYPE, None), "voltage": (tc.PACK_VOLTAGE, "V"),
              "current": (tc.CURRENT, "A"), "net_capacity": (tc.NET_CAPACITY, "kWh")}
     st = VehicleState()
     for key, val in values.items():
@@ -236,7 +236,7 @@ def _drive(tc_: TripComputer, st: VehicleState, t0: float, seconds: int, kmh: fl
     soc = soc0
     for k in range(int(seconds / dt) + 1):
         t = t0 + k * dt
-        st.update_many([(tc.SPEED, kmh, "km/h", t, "t"), (tc.VOLTAGE, 400.0, "V", t, "t"),
+        st.update_many([(tc.SPEED, kmh, "km/h", t, "t"), (tc.PACK_VOLTAGE, 400.0, "V", t, "t"),
                         (tc.CURRENT, -power_kw * 1000 / 400.0, "A", t, "t"), (tc.SOC, soc, "percent", t, "t")])
         st.set_time(t)
         tc_.update(st.snapshot(now_s=t))
