@@ -23,19 +23,53 @@ class DemoCar:
     at_s: float
 
 
-def demo_log(seed: int = 1) -> tuple[Path, object]:
-    """The demo drive as a candump log in the user's cache (simulated once, then reused)."""
+def demo_log(seed: int = 1, cache: Path | None = None) -> tuple[Path, object]:
+    """The demo drive as a candump log in ``cache`` (default: the user's cache; simulated once, then reused)."""
+    import os
+
     from edge_assistant.core.paths import model_cache_dir
     from edge_assistant.vehicle import DemoScenario, write_demo_log
 
     sc = DemoScenario(seed=seed)
-    path = model_cache_dir().parent / "demo" / f"demo_drive_seed{seed}_{sc.duration_s:.0f}s.log"
+    path = (cache or model_cache_dir().parent / "demo") / f"demo_drive_seed{seed}_{sc.duration_s:.0f}s.log"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.log")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         write_demo_log(tmp, duration_s=sc.duration_s, seed=seed)
         tmp.replace(path)
     return path, sc
+
+
+def demo_nmea(seed: int = 1, cache: Path | None = None) -> Path:
+    """An NMEA log of the demo drive whose speed follows the car's CAN speed (written once, then cached)."""
+    import os
+
+    from edge_assistant.gnss.simulate import RouteScenario, write_nmea
+    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, decoder_for
+    from edge_assistant.vehicle.logs import read_log
+
+    log_path, sc = demo_log(seed, cache)
+    nmea_path = log_path.with_suffix(".nmea")
+    if nmea_path.is_file():
+        return nmea_path
+    dec = decoder_for(DEMO_DBC, DEMO_MAPPING)
+    trace: list[tuple[float, float]] = []
+    t0 = None
+    for msg in read_log(log_path):
+        if msg.arbitration_id != 0x100:  # VCU_Drive carries the vehicle speed
+            continue
+        t0 = msg.timestamp if t0 is None else t0
+        if not trace or msg.timestamp - t0 - trace[-1][0] >= 0.2:
+            dec.feed_messages([msg])
+            speed = dec.state.snapshot().value("Vehicle.Speed")
+            if isinstance(speed, (int, float)):
+                trace.append((msg.timestamp - t0, float(speed)))
+    route = RouteScenario(duration_s=sc.duration_s, seed=seed, start_epoch_s=sc.start_epoch_s,
+                          tunnel_start_s=400.0, tunnel_duration_s=30.0)
+    tmp = nmea_path.with_suffix(f".{os.getpid()}.tmp")
+    write_nmea(tmp, route, speed_trace_kmh=trace)
+    tmp.replace(nmea_path)
+    return nmea_path
 
 
 def read_demo_dtcs(genius: CarGenius, scenario, t_s: float, channel: str = "can0",
@@ -69,5 +103,5 @@ def demo_car(at_s: float | None = None, channel: str = "can0", vehicle: str | No
     genius = genius_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s, vehicle=vehicle)
     t_s = sc.duration_s if at_s is None else at_s
     genius.set_dtcs(read_demo_dtcs(genius, sc, t_s, channel=channel, vehicle=vehicle))
-    travel = travel_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s)
+    travel = travel_from_log(path, DEMO_DBC, DEMO_MAPPING, nmea_path=demo_nmea(), at_s=at_s)
     return DemoCar(genius, travel, path, t_s)

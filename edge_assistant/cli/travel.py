@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -28,48 +26,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _cache_dir() -> Path:
-    from edge_assistant.core.paths import model_cache_dir
-
-    return model_cache_dir().parent / "demo"
-
-
-def demo_drive(cache: Path | None = None, seed: int = 1) -> tuple[Path, Path]:
-    """The demo CAN log and an NMEA log whose speed follows the car's (written once, then cached)."""
-    from edge_assistant.gnss.simulate import RouteScenario, write_nmea
-    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, DemoScenario, decoder_for, write_demo_log
-    from edge_assistant.vehicle.logs import read_log
-
-    cache = cache or _cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    sc = DemoScenario(seed=seed)
-    log_path = cache / f"demo_drive_seed{seed}_{sc.duration_s:.0f}s.log"
-    nmea_path = cache / f"demo_drive_seed{seed}_{sc.duration_s:.0f}s.nmea"
-    if not log_path.is_file():
-        tmp = log_path.with_suffix(f".{os.getpid()}.tmp")
-        write_demo_log(tmp, duration_s=sc.duration_s, seed=seed)
-        tmp.replace(log_path)
-    if not nmea_path.is_file():
-        dec = decoder_for(DEMO_DBC, DEMO_MAPPING)
-        trace: list[tuple[float, float]] = []
-        t0 = None
-        for msg in read_log(log_path):
-            if msg.arbitration_id != 0x100:  # VCU_Drive carries the vehicle speed
-                continue
-            t0 = msg.timestamp if t0 is None else t0
-            if not trace or msg.timestamp - t0 - trace[-1][0] >= 0.2:
-                dec.feed_messages([msg])
-                speed = dec.state.snapshot().value("Vehicle.Speed")
-                if isinstance(speed, (int, float)):
-                    trace.append((msg.timestamp - t0, float(speed)))
-        route = RouteScenario(duration_s=sc.duration_s, seed=seed, start_epoch_s=sc.start_epoch_s,
-                              tunnel_start_s=400.0, tunnel_duration_s=30.0)
-        tmp = nmea_path.with_suffix(f".{os.getpid()}.tmp")
-        write_nmea(tmp, route, speed_trace_kmh=trace)
-        tmp.replace(nmea_path)
-    return log_path, nmea_path
-
-
 def run(args) -> int:
     from dataclasses import replace
 
@@ -89,10 +45,11 @@ def run(args) -> int:
             raise ConfigError("--replay needs at least one --dbc")
         log_path, dbcs, mapping, nmea = args.replay, args.dbc, args.mapping, args.nmea
     else:
+        from edge_assistant.agents.demo import demo_log, demo_nmea
         from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
 
-        log_path, demo_nmea = demo_drive()
-        dbcs, mapping, nmea = [DEMO_DBC], DEMO_MAPPING, args.nmea or demo_nmea
+        log_path, demo_nmea_path = demo_log()[0], demo_nmea()
+        dbcs, mapping, nmea = [DEMO_DBC], DEMO_MAPPING, args.nmea or demo_nmea_path
     agent = travel_from_log(log_path, dbcs, mapping, nmea_path=nmea, at_s=args.at, config=cfg)
     answer = agent.answer(args.question)
     if args.json:

@@ -291,9 +291,11 @@ def test_no_trip_yet() -> None:
 # ------------------------------------------------------------------------------------------ demo drive
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from edge_assistant.cli.travel import demo_drive
+    from edge_assistant.agents.demo import demo_log, demo_nmea
 
-    return demo_drive(tmp_path_factory.mktemp("travel_demo"))
+    cache = tmp_path_factory.mktemp("travel") / "demo"  # laid out as the user cache: models/ beside demo/
+    cache.mkdir()
+    return demo_log(cache=cache)[0], demo_nmea(cache=cache)
 
 
 @pytest.mark.slow
@@ -342,8 +344,7 @@ def test_cli_travel_json_on_the_demo(demo: tuple[Path, Path], tmp_path: Path, mo
 
     from edge_assistant.cli import main
 
-    cache = demo[0].parent
-    monkeypatch.setattr("edge_assistant.cli.travel._cache_dir", lambda: cache)
+    monkeypatch.setenv("EDGE_ASSISTANT_MODELS", str(demo[0].parent.parent / "models"))
     out = tmp_path / "a.json"
     assert main(["travel", "can I make it 500 km?", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
