@@ -292,8 +292,9 @@ class NoiseSuppressorConfig:
     #: fast a rise in noise is followed.
     noise_window_s: float = 1.5
     #: Decision-directed a-priori-SNR smoothing (0..0.999); higher = less musical noise, slower onsets.
-    #: 0.90 keeps word onsets for the wake-word model better than the textbook 0.98.
-    dd_alpha: float = 0.90
+    #: 0.95 keeps word onsets for the wake-word model better than the textbook 0.98 (0.90 wakes more
+    #: but false-accepts more; figures in native/include/ea/frontend.h).
+    dd_alpha: float = 0.95
     #: Noise over-subtraction factor (0.5..4); >1 removes more noise at the cost of weak speech.
     overestimate: float = 1.0
 

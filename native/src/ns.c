@@ -40,7 +40,7 @@ void ea_ns_default_params(ea_ns_params *p)
         return;
     p->max_attenuation_db = 15.0f;
     p->noise_window_s = 1.5f;
-    p->dd_alpha = 0.90f;
+    p->dd_alpha = 0.95f;
     p->overestimate = 1.0f;
 }
 
