@@ -45,10 +45,17 @@ def print_event(out, ev) -> None:
         out.write(f"[{ev.speech_end_s:6.2f} s] heard: \"{ev.text}\"  -> intent {ev.intent.name}"
                   f" (ASR {ev.asr_ms:.0f} ms, answer {ev.reply_latency_ms:.0f} ms after end of speech"
                   f" + {ev.endpoint_delay_s:.1f} s trailing silence)\n")
-        out.write(f"           {ev.answer.agent}: {ev.answer.text}\n")
-        used = [v for v in ev.answer.values if v.age_s is not None]
-        if used:
-            out.write("           values used: " + "; ".join(
-                f"{v.label} {v.value}{' ' + v.unit if v.unit else ''} ({v.age_s:.0f} s old"
-                f"{', stale' if v.stale else ''})" for v in used[:6]) + "\n")
+        print_answer(out, ev.answer, indent="           ", prefix=f"{ev.answer.agent}: ", most=6)
     out.flush()
+
+
+def print_answer(out, answer, indent: str = "", prefix: str = "", most: int | None = None) -> None:
+    """An agent's answer, then the values it used with their ages and what it was missing."""
+    out.write(f"{indent}{prefix}{answer.text}\n")
+    used = [v for v in answer.values if v.age_s is not None]
+    if used:
+        out.write(f"{indent}  values used: " + "; ".join(
+            f"{v.label}={v.value}{' ' + v.unit if v.unit else ''} ({v.age_s:.1f} s old{', stale' if v.stale else ''})"
+            for v in used[:most]) + "\n")
+    if answer.missing:
+        out.write(f"{indent}  missing: " + ", ".join(answer.missing) + "\n")

@@ -30,7 +30,7 @@ def run(args) -> int:
     from dataclasses import replace
 
     from edge_assistant.agents.travel_companion import TravelConfig, travel_from_log
-    from edge_assistant.cli._common import write_json
+    from edge_assistant.cli._common import print_answer, write_json
     from edge_assistant.core.errors import ConfigError
 
     if args.replay and args.demo:
@@ -62,12 +62,5 @@ def run(args) -> int:
                         "gaps": s.gaps}
         write_json(data, args.json)
     else:
-        sys.stdout.write(answer.text + "\n")
-        used = [v for v in answer.values if v.age_s is not None]
-        if used:
-            sys.stdout.write("  values used: " + "; ".join(
-                f"{v.label}={v.value}{' ' + v.unit if v.unit else ''} ({v.age_s:.1f} s old{', stale' if v.stale else ''})"
-                for v in used) + "\n")
-        if answer.missing:
-            sys.stdout.write("  missing: " + ", ".join(answer.missing) + "\n")
+        print_answer(sys.stdout, answer)
     return 0
