@@ -87,6 +87,8 @@ def test_pty_peer_fixes_match_the_file_reader_at_any_chunking(nmea_log: Path, tm
         assert wait_until(lambda: src.stats.connected)
         peer.send(data, random.Random(5))
         assert wait_until(lambda: len(got) >= len(expected) - 1)
+        # stop only once every byte is in, or the last epoch is flushed half-read
+        assert wait_until(lambda: src.stats.bytes_read >= len(data))
     peer.unplug()
     # the last epoch is flushed on stop; every fix equals the file reader's
     assert got == expected[: len(got)] and len(got) >= len(expected) - 1
