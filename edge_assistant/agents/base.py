@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from edge_assistant.core.state import VehicleSnapshot
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,53 @@ def age_words(age_s: float) -> str:
     if age_s < 5400:
         return f"{age_s / 60:.0f} min ago"
     return f"{age_s / 3600:.1f} h ago"
+
+
+@dataclass
+class SnapshotReader:
+    """Reads a snapshot for one answer and records every value used, missing, stale or implausible.
+
+    Subclasses set ``labels`` (path -> words used in answers) and, where sensors can report nonsense,
+    ``plausible`` (path -> (low, high)).
+    """
+
+    snap: VehicleSnapshot
+    used: list[ValueUsed] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    implausible: list[str] = field(default_factory=list)
+
+    labels: ClassVar[Mapping[str, str]] = {}
+    plausible: ClassVar[Mapping[str, tuple[float, float]]] = {}
+
+    def get(self, path: str, max_age_s: float, label: str | None = None, optional: bool = False) -> ValueUsed:
+        """Look ``path`` up and record it. ``optional``: a value the car may simply not have, which is
+        then neither listed as used nor as missing."""
+        label = label or self.labels.get(path, path.rsplit(".", 1)[-1])
+        r = self.snap.get(path)
+        if r is None:
+            v = ValueUsed(path, label, None, None, None, False)
+            if optional:
+                return v
+            self.missing.append(label)
+        else:
+            age = self.snap.age_s(path) or 0.0
+            lo_hi = self.plausible.get(path)
+            plausible = lo_hi is None or not isinstance(r.value, (int, float)) or isinstance(r.value, bool) \
+                or lo_hi[0] <= float(r.value) <= lo_hi[1]
+            v = ValueUsed(path, label, r.value, r.unit, age, age > max_age_s, r.source, plausible)
+            if v.stale:
+                self.stale.append(label)
+            if not plausible:
+                self.implausible.append(label)
+        self.used.append(v)
+        return v
+
+    def first_seen(self, paths: tuple[str, ...], max_age_s: float) -> ValueUsed:
+        """The first of ``paths`` the car reports (e.g. SoC, then displayed SoC); the first is recorded as
+        missing when none is."""
+        for path in paths:
+            v = self.get(path, max_age_s, optional=True)
+            if v.age_s is not None:
+                return v
+        return self.get(paths[0], max_age_s)

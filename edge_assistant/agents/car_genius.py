@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed, age_words
+from edge_assistant.agents.base import Agent, AgentAnswer, SnapshotReader, ValueUsed, age_words
 from edge_assistant.agents.vss import (
     CABIN_TEMP,
     CABLE,
@@ -163,36 +164,11 @@ def _fmt(value: object, unit: str | None) -> str:
 
 
 @dataclass
-class _Collector:
-    snap: VehicleSnapshot
-    used: list[ValueUsed] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-    implausible: list[str] = field(default_factory=list)
+class _Collector(SnapshotReader):
     asked_wheel: str | None = None  # "front left" when the question named a wheel
 
-    def get(self, path: str, max_age_s: float, label: str | None = None, optional: bool = False) -> ValueUsed:
-        """Look ``path`` up and record it. ``optional``: a value the car may simply not have, which is
-        then neither listed as used nor as missing."""
-        label = label or LABELS.get(path, path.rsplit(".", 1)[-1])
-        r = self.snap.get(path)
-        if r is None:
-            v = ValueUsed(path, label, None, None, None, False)
-            if optional:
-                return v
-            self.missing.append(label)
-        else:
-            age = self.snap.age_s(path) or 0.0
-            lo_hi = PLAUSIBLE.get(path)
-            plausible = lo_hi is None or not isinstance(r.value, (int, float)) or isinstance(r.value, bool) \
-                or lo_hi[0] <= float(r.value) <= lo_hi[1]
-            v = ValueUsed(path, label, r.value, r.unit, age, age > max_age_s, r.source, plausible)
-            if v.stale:
-                self.stale.append(label)
-            if not plausible:
-                self.implausible.append(label)
-        self.used.append(v)
-        return v
+    labels: ClassVar[Mapping[str, str]] = LABELS
+    plausible: ClassVar[Mapping[str, tuple[float, float]]] = PLAUSIBLE
 
     @staticmethod
     def usable(v: ValueUsed) -> bool:
@@ -358,11 +334,7 @@ class CarGenius(Agent):
     # battery ----------------------------------------------------------
     def _battery(self, col: _Collector) -> str:
         c = self.config
-        soc = col.get(SOC, c.live_max_age_s, optional=True)
-        if soc.age_s is None:
-            soc = col.get(SOC_DISPLAYED, c.live_max_age_s, optional=True)
-        if soc.age_s is None:
-            soc = col.get(SOC, c.live_max_age_s)  # recorded as missing
+        soc = col.first_seen((SOC, SOC_DISPLAYED), c.live_max_age_s)
         rng = col.get(RANGE, c.live_max_age_s)
         parts = []
         parts.append(f"The battery is at {col.say(soc)}." if soc.age_s is not None

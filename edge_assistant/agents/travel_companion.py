@@ -20,11 +20,12 @@ import logging
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed, age_words
+from edge_assistant.agents.base import Agent, AgentAnswer, SnapshotReader, ValueUsed, age_words
 from edge_assistant.agents.vss import (
     ALT,
     CURRENT,
@@ -359,29 +360,10 @@ def _compass(deg: float) -> str:
 
 
 @dataclass
-class _Reader:
+class _Reader(SnapshotReader):
     """Reads the snapshot for one answer and records every value used, missing or stale."""
 
-    snap: VehicleSnapshot
-    used: list[ValueUsed] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-
-    def get(self, path: str, max_age_s: float, optional: bool = False) -> ValueUsed:
-        label = LABELS.get(path, path.rsplit(".", 1)[-1])
-        r = self.snap.get(path)
-        if r is None:
-            v = ValueUsed(path, label, None, None, None, False)
-            if not optional:
-                self.missing.append(label)
-                self.used.append(v)
-            return v
-        age = self.snap.age_s(path) or 0.0
-        v = ValueUsed(path, label, r.value, r.unit, age, age > max_age_s, r.source)
-        if v.stale:
-            self.stale.append(label)
-        self.used.append(v)
-        return v
+    labels: ClassVar[Mapping[str, str]] = LABELS
 
     def computed(self, path: str, label: str, value: object, unit: str | None, age_s: float) -> None:
         self.used.append(ValueUsed(path, label, value, unit, age_s, False, "trip computer"))
@@ -457,11 +439,7 @@ class TravelCompanion(Agent):
 
     def _estimate(self, rd: _Reader) -> _Estimate | None:
         c = self.config
-        soc = rd.get(SOC, c.live_max_age_s, optional=True)
-        if soc.age_s is None:
-            soc = rd.get(SOC_DISPLAYED, c.live_max_age_s, optional=True)
-        if soc.age_s is None:
-            soc = rd.get(SOC, c.live_max_age_s)  # recorded as missing
+        soc = rd.first_seen((SOC, SOC_DISPLAYED), c.live_max_age_s)
         rng = rd.get(RANGE, c.live_max_age_s)
         cap, _ = self._capacity(rd)
         soc_pct = float(soc.value) if rd.ok(soc) else None
