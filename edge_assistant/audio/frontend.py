@@ -178,6 +178,23 @@ def _first_bad(x: np.ndarray) -> int:
     return int(bad[0]) if bad.size else -1
 
 
+def _same_length_filter(h: Any, x: Any, what: str, c_name: str) -> np.ndarray:
+    """Run a C filter with ``{c_name}_i16``/``{c_name}_f32`` variants: int16 in, int16 out; float in, float32 out."""
+    a = _as_1d(x, what)
+    if a.dtype == np.int16:
+        a = np.ascontiguousarray(a)
+        out16 = np.empty_like(a)
+        check(getattr(lib, c_name + "_i16")(h, _i16ptr(a), _i16ptr(out16), a.size), c_name + "_i16")
+        return out16
+    a = _float32(a, what)
+    out = np.empty_like(a)
+    rc = getattr(lib, c_name + "_f32")(h, _fptr(a), _fptr(out), a.size)
+    if rc == lib.EA_ENONFINITE:
+        raise ValueError(f"{what}: input contains NaN/Inf at sample {_first_bad(a)} of the chunk")
+    check(rc, c_name + "_f32")
+    return out
+
+
 class Resampler(_Handle):
     """Streaming, chunk-invariant polyphase resampler (float32 -> float32).
 
@@ -263,20 +280,7 @@ class HighPass(_Handle):
 
     def process(self, x: Any) -> np.ndarray:
         """float -> float32, or int16 -> int16 (rounded, saturated); same length."""
-        a = _as_1d(x, "HighPass.process")
-        h = self._h
-        if a.dtype == np.int16:
-            a = np.ascontiguousarray(a)
-            out16 = np.empty_like(a)
-            check(lib.ea_highpass_process_i16(h, _i16ptr(a), _i16ptr(out16), a.size), "ea_highpass_process_i16")
-            return out16
-        a = _float32(a, "HighPass.process")
-        out = np.empty_like(a)
-        rc = lib.ea_highpass_process_f32(h, _fptr(a), _fptr(out), a.size)
-        if rc == lib.EA_ENONFINITE:
-            raise ValueError(f"HighPass.process: input contains NaN/Inf at sample {_first_bad(a)} of the chunk")
-        check(rc, "ea_highpass_process_f32")
-        return out
+        return _same_length_filter(self._h, x, "HighPass.process", "ea_highpass_process")
 
     def reset(self) -> None:
         check(lib.ea_highpass_reset(self._h), "ea_highpass_reset")
@@ -335,20 +339,8 @@ class NoiseSuppressor(_Handle):
         super().__init__(out[0])
 
     def process(self, pcm: Any) -> np.ndarray:
-        a = _as_1d(pcm, "NoiseSuppressor.process")
-        h = self._h
-        if a.dtype == np.int16:
-            a = np.ascontiguousarray(a)
-            out16 = np.empty_like(a)
-            check(lib.ea_ns_process_i16(h, _i16ptr(a), _i16ptr(out16), a.size), "ea_ns_process_i16")
-            return out16
-        a = _float32(a, "NoiseSuppressor.process")
-        out = np.empty_like(a)
-        rc = lib.ea_ns_process_f32(h, _fptr(a), _fptr(out), a.size)
-        if rc == lib.EA_ENONFINITE:
-            raise ValueError(f"NoiseSuppressor.process: input contains NaN/Inf at sample {_first_bad(a)} of the chunk")
-        check(rc, "ea_ns_process_f32")
-        return out
+        """float -> float32, or int16 -> int16; same length (delayed by the frame, see the header)."""
+        return _same_length_filter(self._h, pcm, "NoiseSuppressor.process", "ea_ns_process")
 
     def reset(self) -> None:
         check(lib.ea_ns_reset(self._h), "ea_ns_reset")
