@@ -6,9 +6,11 @@ digital silence before and after (the reference protocol of shared/data/wakeword
 is heard before the word (as in a car, and as a suppressor needs); SNR = active-speech power over
 noise power (:mod:`edge_assistant.audio.noise`), mixing seeded per clip.
 
-A clip counts as detected at threshold T when any of its 80 ms steps scores >= T (patience 1), which is
-also what the engine's events do with patience 1. Per-clip maxima are kept, so every threshold of the
-curve comes from one pass. ``negative_hours`` is the duration of the negative clips without padding.
+A clip counts as detected at threshold T when ``patience`` consecutive 80 ms steps score >= T, which is
+what the engine's events do. Per clip the *sustained* score is kept: the maximum over steps of the
+minimum over ``patience`` consecutive steps (with patience 1, the clip's maximum score), so every
+threshold of the curve comes from one pass. Threshold and patience default to the head's manifest
+(0.5 and 1 for the shipped heads). ``negative_hours`` is the duration of the negative clips without padding.
 Unreadable files are listed with their error and skipped; they never stop the run.
 """
 
@@ -37,14 +39,15 @@ class WakeBenchConfig:
     model: str  # shipped head name or head .onnx path
     positives: tuple[str, ...]
     negatives: tuple[str, ...] = ()
-    thresholds: tuple[float, ...] = (0.5,)  # the first is the reported operating point
+    thresholds: tuple[float, ...] = ()  # the first is the reported operating point; () = the head's manifest
+    patience: int | None = None  # consecutive steps needed; None = the head's manifest
     noise: str | None = None  # "car", or a folder/file of noise recordings
     snr_db: tuple[float, ...] = ()  # one run per SNR when noise is given (default 5 dB)
     pad_s: float = 1.0  # silence before and after each clip
     int8: bool = False  # int8 embedding model
     int8_model_path: str | None = None
     features: str = "c"  # "c" or "onnx" mel features
-    noise_suppression: bool = False  # C suppressor before the features
+    noise_suppression: bool | None = None  # C suppressor before the features; None = the head's manifest
     seed: int = 0  # noise choice/offsets and generator seed
     progress: bool = True  # tqdm bars on stderr
 
@@ -56,10 +59,19 @@ class _Clips:
     seconds: float
 
 
-def _stream_max(engine: Any, pcm16: np.ndarray) -> np.ndarray:
+def sustained_max(scores: np.ndarray, patience: int) -> np.ndarray:
+    """Per column, the highest score held for ``patience`` consecutive steps (0 when the clip is shorter)."""
+    if len(scores) < patience:
+        return np.zeros(scores.shape[1], np.float32)
+    if patience == 1:
+        return scores.max(axis=0)
+    runs = np.lib.stride_tricks.sliding_window_view(scores, patience, axis=0)  # (steps, labels, patience)
+    return runs.min(axis=2).max(axis=0)
+
+
+def _stream_max(engine: Any, pcm16: np.ndarray, patience: int) -> np.ndarray:
     engine.reset()
-    scores = engine.feed(pcm16).scores
-    return scores.max(axis=0) if len(scores) else np.zeros(len(engine.labels), np.float32)
+    return sustained_max(engine.feed(pcm16).scores, patience)
 
 
 def _load_all(dirs: Sequence[str], unreadable: list[dict[str, str]]) -> list[tuple[str, np.ndarray]]:
@@ -83,6 +95,7 @@ def _score_set(
     snr_db: float | None,
     desc: str,
     progress: bool,
+    patience: int = 1,
 ) -> _Clips:
     from tqdm import tqdm
 
@@ -94,7 +107,7 @@ def _score_set(
         if noise is not None and snr_db is not None:
             y = noise.mix(y, snr_db, key=Path(path).name + "\0" + str(Path(path).parent.name))
         res.paths.append(path)
-        res.maxima.append(_stream_max(engine, to_int16(y)))
+        res.maxima.append(_stream_max(engine, to_int16(y), patience))
         res.seconds += len(x) / 16000.0
     return res
 
@@ -118,16 +131,19 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready result (see module docstring for the keys)."""
     from edge_assistant.audio.noise import load_noise
     from edge_assistant.wakeword.engine import EngineConfig, WakeWordConfig, WakeWordEngine
+    from edge_assistant.wakeword.manifest import load_manifest
 
-    if not cfg.thresholds:
-        raise ValueError("at least one threshold is needed")
+    manifest = load_manifest(cfg.model)
+    thresholds = tuple(cfg.thresholds) or (manifest.threshold,)
+    patience = manifest.patience_frames if cfg.patience is None else int(cfg.patience)
+    suppress = manifest.noise_suppression if cfg.noise_suppression is None else bool(cfg.noise_suppression)
     engine = WakeWordEngine(
         EngineConfig(
-            models=(WakeWordConfig(cfg.model, threshold=cfg.thresholds[0]),),
+            models=(WakeWordConfig(cfg.model, threshold=thresholds[0], patience_frames=patience),),
             features=cfg.features,
             int8_embedding=cfg.int8,
             int8_model_path=cfg.int8_model_path,
-            noise_suppression=cfg.noise_suppression,
+            noise_suppression=suppress,
         )
     )
     head = engine.heads[0]
@@ -142,11 +158,11 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     runs = []
     for snr in snrs:
         tag = "quiet" if snr is None else f"{snr:g} dB"
-        pos = _score_set(engine, positives, pad, noise, snr, f"positives ({tag})", cfg.progress)
-        neg = _score_set(engine, negatives, pad, noise, snr, f"negatives ({tag})", cfg.progress)
+        pos = _score_set(engine, positives, pad, noise, snr, f"positives ({tag})", cfg.progress, patience)
+        neg = _score_set(engine, negatives, pad, noise, snr, f"negatives ({tag})", cfg.progress, patience)
         for col, label in enumerate(head.labels):
-            main = _summary(pos, neg, col, cfg.thresholds[0])
-            grid = sorted(set(CURVE_THRESHOLDS) | set(cfg.thresholds))
+            main = _summary(pos, neg, col, thresholds[0])
+            grid = sorted(set(CURVE_THRESHOLDS) | set(thresholds))
             curve = []
             for t in grid:
                 s = _summary(pos, neg, col, t)
@@ -160,9 +176,10 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
                     "label": label,
                     "noise": cfg.noise,
                     "snr_db": snr,
-                    "noise_suppression": cfg.noise_suppression,
+                    "noise_suppression": suppress,
                     "int8": cfg.int8,
-                    "threshold": cfg.thresholds[0],
+                    "threshold": thresholds[0],
+                    "patience_frames": patience,
                     "positives": len(pos.paths),
                     "detected": main["detected"],
                     "wake_rate": main["wake_rate"],
@@ -170,9 +187,9 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
                     "negative_hours": neg.seconds / 3600.0,
                     "false_accepts": main["false_accepts"],
                     "fa_per_hour": main["fa_per_hour"],
-                    "thresholds": [_summary(pos, neg, col, t) for t in cfg.thresholds],
-                    "missed": [p for p, m in zip(pos.paths, col_p, strict=True) if m < cfg.thresholds[0]],
-                    "false_accept_files": [p for p, m in zip(neg.paths, col_n, strict=True) if m >= cfg.thresholds[0]],
+                    "thresholds": [_summary(pos, neg, col, t) for t in thresholds],
+                    "missed": [p for p, m in zip(pos.paths, col_p, strict=True) if m < thresholds[0]],
+                    "false_accept_files": [p for p, m in zip(neg.paths, col_n, strict=True) if m >= thresholds[0]],
                     "curve": curve,
                 }
             )

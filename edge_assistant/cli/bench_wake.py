@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
@@ -13,17 +14,23 @@ def register(subparsers) -> None:
         "an FR/FA curve over thresholds and every unreadable file with its error. With --noise the padded clips "
         "are mixed with noise (a folder/file of recordings, or 'car' for the car-cabin generator) at each --snr, "
         "deterministically (--seed).")
-    p.add_argument("--model", default="alexa", help="shipped head name (alexa, hey_jarvis, ...) or a head .onnx path")
+    p.add_argument("--model", default="alexa",
+                   help="shipped head name (alexa, hey_jarvis, ...), a head built into the model cache (alexa_car: "
+                        "`models adapt`; use it with --suppress-noise) or a head .onnx path")
     p.add_argument("--positives", nargs="+", required=True, metavar="DIR", help="clips that contain the wake word")
     p.add_argument("--negatives", nargs="*", default=[], metavar="DIR", help="clips that do not")
     p.add_argument("--noise", metavar="DIR_OR_FILE_OR_car", help="noise recordings, or 'car' (generator)")
     p.add_argument("--snr", nargs="+", type=float, default=[], metavar="DB", help="SNR(s) in dB for --noise (default 5)")
-    p.add_argument("--threshold", nargs="+", type=float, default=[0.5], metavar="T",
-                   help="score threshold(s); the first is the operating point (default: 0.5)")
+    p.add_argument("--threshold", nargs="+", type=float, default=[], metavar="T",
+                   help="score threshold(s); the first is the operating point (default: the head's, 0.5 for "
+                        "shipped heads)")
+    p.add_argument("--patience", type=int, default=None, metavar="N",
+                   help="consecutive 80 ms steps at/above the threshold (default: the head's, 1 for shipped heads)")
     p.add_argument("--int8", action="store_true", help="use the int8 embedding model (edge-assistant models quantize)")
     p.add_argument("--int8-model", metavar="FILE", help="explicit int8 embedding model")
     p.add_argument("--features", choices=("c", "onnx"), default="c", help="mel features: C front end or ONNX reference")
-    p.add_argument("--suppress-noise", action="store_true", help="run the C noise suppressor before the features")
+    p.add_argument("--suppress-noise", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the C noise suppressor before the features (default: the head's; on for alexa_car)")
     p.add_argument("--pad", type=float, default=1.0, metavar="S", help="silence before/after each clip (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     p.add_argument("--plot", metavar="FILE", help="write the FR/FA curve as a PNG")
@@ -37,7 +44,7 @@ def run(args) -> int:
 
     cfg = WakeBenchConfig(
         model=args.model, positives=tuple(args.positives), negatives=tuple(args.negatives),
-        thresholds=tuple(args.threshold), noise=args.noise, snr_db=tuple(args.snr), pad_s=args.pad,
+        thresholds=tuple(args.threshold), patience=args.patience, noise=args.noise, snr_db=tuple(args.snr), pad_s=args.pad,
         int8=args.int8 or bool(args.int8_model), int8_model_path=args.int8_model, features=args.features,
         noise_suppression=args.suppress_noise, seed=args.seed, progress=True)
     result = run_wake_bench(cfg)
@@ -50,7 +57,7 @@ def run(args) -> int:
             " +NS" if r["noise_suppression"] else "")
         rate = "n/a" if r["wake_rate"] is None else f"{100 * r['wake_rate']:.2f}%"
         fah = "n/a" if r["fa_per_hour"] is None else f"{r['fa_per_hour']:.2f}/h"
-        print(f"{r['label']} [{cond}] T={r['threshold']:g}: wake {r['detected']}/{r['positives']} = {rate}; "
+        print(f"{r['label']} [{cond}] T={r['threshold']:g} patience {r['patience_frames']}: wake {r['detected']}/{r['positives']} = {rate}; "
               f"false accepts {r['false_accepts']}/{r['negatives']} ({fah} over {r['negative_hours']:.3f} h)", file=out)
     if result["unreadable"]:
         print(f"{len(result['unreadable'])} unreadable file(s):", file=out)

@@ -8,6 +8,7 @@ loaded and the input is open, and kicks the watchdog from the audio loop.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 CHUNK_SAMPLES = 1280  # 80 ms at 16 kHz: one wake-word step
@@ -30,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--vehicle", metavar="TABLE", help="per-vehicle DTC table: demo_ev, kona_ev or a JSON file")
     p.add_argument("--wake-word", action="append", metavar="NAME", help="shipped head or head .onnx (repeatable; default alexa)")
     p.add_argument("--threshold", type=float, default=None, help="wake threshold (default: each model's manifest)")
-    p.add_argument("--noise-suppression", action="store_true", help="run the C noise suppressor before the wake word")
+    p.add_argument("--noise-suppression", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the C noise suppressor before the wake word (default: as the head asks; on for alexa_car)")
     p.add_argument("--float", dest="int8", action="store_false", help="float Whisper graphs instead of int8")
     p.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
     p.set_defaults(func=run)

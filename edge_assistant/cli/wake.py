@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
@@ -16,11 +17,13 @@ def register(subparsers) -> None:
                    help="wake word: shipped head (alexa, hey_jarvis, hey_mycroft, hey_marvin, timer, weather) or a "
                         "head .onnx; repeatable, all share one backbone (default: alexa)")
     p.add_argument("--threshold", type=float, default=None, help="score threshold (default: each model's manifest)")
-    p.add_argument("--patience", type=int, default=1, metavar="N", help="consecutive 80 ms steps needed (default: 1)")
+    p.add_argument("--patience", type=int, default=None, metavar="N",
+                   help="consecutive 80 ms steps needed (default: the head's, 1 for shipped heads)")
     p.add_argument("--refractory", type=float, default=2.0, metavar="S", help="silence after a detection (default: 2 s)")
     p.add_argument("--chunk-ms", type=float, default=80.0, help="chunk size fed to the engine (default: 80 ms)")
     p.add_argument("--int8", action="store_true", help="use the int8 embedding model (edge-assistant models quantize)")
-    p.add_argument("--suppress-noise", action="store_true", help="run the C noise suppressor before the features")
+    p.add_argument("--suppress-noise", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the C noise suppressor before the features (default: as the head asks; on for alexa_car)")
     p.add_argument("--features", choices=("c", "onnx"), default="c", help="mel features (default: c)")
     p.add_argument("--json", metavar="FILE", help="write detections as JSON ('-' for stdout)")
     p.set_defaults(func=run)

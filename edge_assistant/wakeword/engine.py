@@ -58,7 +58,7 @@ class WakeWordConfig:
 
     model: str  # a shipped head name ("alexa", "hey_jarvis", ...) or the path of a head .onnx/.json
     threshold: float | None = None  # score needed per step; None = the manifest's (0.5 for shipped heads)
-    patience_frames: int = 1  # consecutive 80 ms steps at/above threshold before an event
+    patience_frames: int | None = None  # consecutive 80 ms steps at/above threshold; None = the manifest's (1)
     refractory_s: float = 2.0  # stream seconds after an event during which the label cannot fire again
 
 
@@ -70,7 +70,9 @@ class EngineConfig:
     features: str = "c"  # "c": the C front end; "onnx": melspectrogram.onnx (the reference)
     int8_embedding: bool = False  # use the int8 embedding model from the model cache
     int8_model_path: str | None = None  # explicit int8 model; None = the model cache default
-    noise_suppression: bool = False  # run the C NoiseSuppressor on the PCM before the features
+    # Run the C NoiseSuppressor on the PCM before the features; None = on when a head's manifest asks
+    # for it (heads adapted to car noise were trained behind it), off otherwise.
+    noise_suppression: bool | None = None
     noise_suppressor: Any = None  # a frontend.NoiseSuppressorConfig; None = its defaults
     warmup_steps: int = 5  # first steps reported as score 0 (buffers still primed)
     threads: int = 1  # onnxruntime intra/inter-op threads
@@ -140,13 +142,17 @@ class WakeWordEngine:
             threshold = manifest.threshold if wc.threshold is None else float(wc.threshold)
             if not 0.0 < threshold <= 1.0:
                 raise ConfigError(f"models[{i}].threshold: {threshold}; expected a score in (0, 1]")
-            if wc.patience_frames < 1:
-                raise ConfigError(f"models[{i}].patience_frames: {wc.patience_frames}; expected >= 1")
+            patience = manifest.patience_frames if wc.patience_frames is None else int(wc.patience_frames)
+            if patience < 1:
+                raise ConfigError(f"models[{i}].patience_frames: {patience}; expected >= 1")
+            if manifest.noise_suppression and config.noise_suppression is False:
+                log.warning("models[%d] (%s) was trained behind the noise suppressor, which is switched off",
+                            i, manifest.name)
             if wc.refractory_s < 0:
                 raise ConfigError(f"models[{i}].refractory_s: {wc.refractory_s}; expected >= 0")
             self.heads.append(head)
             for label in head.labels:
-                self._labels.append(_LabelState(head.name, label, threshold, wc.patience_frames, wc.refractory_s))
+                self._labels.append(_LabelState(head.name, label, threshold, patience, wc.refractory_s))
         int8_path = None
         if config.int8_embedding:
             from edge_assistant.wakeword.quantize import default_int8_path
@@ -155,7 +161,11 @@ class WakeWordEngine:
         self.backbone = EmbeddingBackbone(int8_path, config.threads)
         self._features_kind = config.features
         self._make_frontend = lambda: make_mel_frontend(config.features, config.threads)
-        self._ns_factory = self._noise_suppressor_factory(config)
+        if config.noise_suppression is None:
+            self.noise_suppression = any(h.manifest.noise_suppression for h in self.heads)
+        else:
+            self.noise_suppression = bool(config.noise_suppression)
+        self._ns_factory = self._noise_suppressor_factory(config, self.noise_suppression)
         self._history = max(h.window for h in self.heads)
         self._silence_embedding = self.backbone.embed(np.full((WINDOW_MEL_FRAMES, MEL_BANDS), SILENCE_MEL, np.float32))
         # Backbone state of "step 0": a window of primed frames (primed index -3 .. 72, all PRIMED_MEL).
@@ -177,8 +187,8 @@ class WakeWordEngine:
             )
 
     @staticmethod
-    def _noise_suppressor_factory(config: EngineConfig) -> Any:
-        if not config.noise_suppression:
+    def _noise_suppressor_factory(config: EngineConfig, enabled: bool) -> Any:
+        if not enabled:
             return None
         from edge_assistant.audio import frontend
 
@@ -305,7 +315,7 @@ class WakeWordEngine:
 def build_engine(
     models: Sequence[str] | str = ("alexa",),
     threshold: float | None = None,
-    patience_frames: int = 1,
+    patience_frames: int | None = None,
     refractory_s: float = 2.0,
     **engine_kwargs: Any,
 ) -> WakeWordEngine:

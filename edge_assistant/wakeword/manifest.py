@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_assistant.core.errors import ModelFileError
-from edge_assistant.core.paths import openwakeword_model_dir
+from edge_assistant.core.paths import model_cache_dir, openwakeword_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class ModelManifest:
     embedding_dim: int = EMBEDDING_DIM
     labels: dict[int, str] = field(default_factory=dict)  # heads: output index -> label
     threshold: float = 0.5  # heads: default detection threshold on the score
+    patience_frames: int = 1  # heads: default consecutive steps at/above the threshold before an event
+    noise_suppression: bool = False  # heads: trained to run behind the C noise suppressor
     licence: str = "unknown"
     description: str = ""
     source: str = "derived"  # "shipped", "json" (beside the .onnx) or "derived" (from the ONNX shapes)
@@ -68,12 +70,24 @@ def _manifest_dir() -> Path:
     return Path(str(resources.files("edge_assistant.wakeword") / "manifests"))
 
 
+def adapted_manifest_path(name: str) -> Path | None:
+    """The manifest of a head built into the model cache (``alexa_car``: ``models adapt``), if any."""
+    if not name or "/" in name or name in SHIPPED_HEADS:
+        return None
+    path = model_cache_dir() / "wakeword" / "heads" / f"{name}.json"
+    return path if path.is_file() else None
+
+
 def shipped_manifest(name: str) -> ModelManifest:
     """The manifest of a shipped model (``alexa``, ``timer``, ``embedding_model``, ...)."""
     path = _manifest_dir() / f"{name}.json"
     if not path.is_file():
         known = ", ".join(SHIPPED_HEADS)
-        raise ModelFileError(name, f"no shipped model of that name; expected one of {known} or a path to a .onnx head")
+        raise ModelFileError(
+            name,
+            f"no shipped model of that name; expected one of {known}, a head built into the model cache "
+            "(e.g. alexa_car: `edge-assistant models adapt alexa`) or a path to a .onnx head",
+        )
     data = _read_json(path)
     model_path = openwakeword_model_dir() / str(data.get("file", ""))
     return _from_dict(data, model_path, path, source="shipped")
@@ -87,6 +101,10 @@ def load_manifest(name_or_path: str | Path) -> ModelManifest:
     text = str(name_or_path)
     p = Path(text)
     if p.suffix.lower() not in (".onnx", ".json") and not p.exists():
+        adapted = adapted_manifest_path(text)
+        if adapted is not None:
+            data = _read_json(adapted)
+            return _from_dict(data, adapted.parent / str(data.get("file", adapted.stem + ".onnx")), adapted, source="json")
         return shipped_manifest(text)
     if p.suffix.lower() == ".json":
         if not p.is_file():
@@ -177,6 +195,8 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
             embedding_dim=int(data.get("embedding_dim", EMBEDDING_DIM)),
             labels=labels,
             threshold=float(data.get("threshold", 0.5)),
+            patience_frames=int(data.get("patience_frames", 1)),
+            noise_suppression=bool(data.get("noise_suppression", False)),
             licence=str(data.get("licence", "unknown")),
             description=str(data.get("description", "")),
             source=source,
@@ -197,6 +217,8 @@ def manifest_to_dict(m: ModelManifest) -> dict[str, Any]:
         "embedding_dim": m.embedding_dim,
         "labels": {str(k): v for k, v in sorted(m.labels.items())},
         "threshold": m.threshold,
+        "patience_frames": m.patience_frames,
+        "noise_suppression": m.noise_suppression,
         "licence": m.licence,
         "description": m.description,
     }
