@@ -131,22 +131,22 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready result (see module docstring for the keys)."""
     from edge_assistant.audio.noise import load_noise
     from edge_assistant.wakeword.engine import EngineConfig, WakeWordConfig, WakeWordEngine
-    from edge_assistant.wakeword.manifest import load_manifest
-
-    manifest = load_manifest(cfg.model)
-    thresholds = tuple(cfg.thresholds) or (manifest.threshold,)
-    patience = manifest.patience_frames if cfg.patience is None else int(cfg.patience)
-    suppress = manifest.noise_suppression if cfg.noise_suppression is None else bool(cfg.noise_suppression)
     engine = WakeWordEngine(
         EngineConfig(
-            models=(WakeWordConfig(cfg.model, threshold=thresholds[0], patience_frames=patience),),
+            models=(WakeWordConfig(cfg.model, threshold=cfg.thresholds[0] if cfg.thresholds else None,
+                                   patience_frames=cfg.patience),),
             features=cfg.features,
             int8_embedding=cfg.int8,
             int8_model_path=cfg.int8_model_path,
-            noise_suppression=suppress,
+            noise_suppression=cfg.noise_suppression,
         )
     )
+    # The engine resolved the defaults from the head's manifest: report what it runs.
     head = engine.heads[0]
+    settings = engine.detection_settings[0]
+    thresholds = tuple(cfg.thresholds) or (settings["threshold"],)
+    patience = settings["patience_frames"]
+    suppress = engine.noise_suppression
     unreadable: list[dict[str, str]] = []
     positives = _load_all(cfg.positives, unreadable)
     negatives = _load_all(cfg.negatives, unreadable)

@@ -207,6 +207,12 @@ class WakeWordEngine:
         return [s.label for s in self._labels]
 
     @property
+    def detection_settings(self) -> list[dict[str, Any]]:
+        """Per label, the threshold and patience in force (the config's, or the head manifest's defaults)."""
+        return [{"model": s.model, "label": s.label, "threshold": s.threshold, "patience_frames": s.patience}
+                for s in self._labels]
+
+    @property
     def time_s(self) -> float:
         """Stream time consumed so far."""
         return self._samples_in / SAMPLE_RATE_HZ

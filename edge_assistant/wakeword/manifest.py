@@ -102,10 +102,9 @@ def load_manifest(name_or_path: str | Path) -> ModelManifest:
     p = Path(text)
     if p.suffix.lower() not in (".onnx", ".json") and not p.exists():
         adapted = adapted_manifest_path(text)
-        if adapted is not None:
-            data = _read_json(adapted)
-            return _from_dict(data, adapted.parent / str(data.get("file", adapted.stem + ".onnx")), adapted, source="json")
-        return shipped_manifest(text)
+        if adapted is None:
+            return shipped_manifest(text)
+        p = adapted  # a head built into the model cache: read like any manifest file
     if p.suffix.lower() == ".json":
         if not p.is_file():
             raise ModelFileError(p, "manifest not found")

@@ -178,10 +178,11 @@ def test_manifest_operating_point_is_the_default(teacher_path: Path, tmp_path: P
     m = load_manifest(tmp_path / "h.json")
     assert (m.threshold, m.patience_frames, m.noise_suppression) == (0.45, 2, True)
     engine = WakeWordEngine(EngineConfig(models=(WakeWordConfig(str(tmp_path / "h.json")),), noise_suppression=True))
-    state = engine._labels[0]
-    assert (state.threshold, state.patience) == (0.45, 2)
+    state = engine.detection_settings[0]
+    assert (state["threshold"], state["patience_frames"]) == (0.45, 2)
     engine = WakeWordEngine(EngineConfig(models=(WakeWordConfig(str(tmp_path / "h.json"), 0.6, 1),)))
-    assert (engine._labels[0].threshold, engine._labels[0].patience) == (0.6, 1)
+    state = engine.detection_settings[0]
+    assert (state["threshold"], state["patience_frames"]) == (0.6, 1)
     scores = np.array([[0.1], [0.9], [0.2], [0.6], [0.7], [0.1]], np.float32)
     assert sustained_max(scores, 1)[0] == pytest.approx(0.9)
     assert sustained_max(scores, 2)[0] == pytest.approx(0.6)
