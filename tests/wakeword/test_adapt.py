@@ -3,6 +3,7 @@ the plan's determinism, bad teachers, and a small end-to-end build that the engi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import skip_unless_ci
 
 from edge_assistant.core.errors import ConfigError, ModelFileError
+from edge_assistant.wakeword import adapt as adapt_mod
 from edge_assistant.wakeword.adapt import (
     AdaptConfig,
     MlpHead,
@@ -119,6 +122,25 @@ def test_plan_is_seeded_and_mixed() -> None:
     assert all(110 <= u.words_per_minute <= 200 and 20 <= u.pitch <= 80 for u in a)
 
 
+def test_plan_negatives_come_from_the_phrase_and_generic_lists_only() -> None:
+    """Nothing of an evaluation set: every word of a non-wake utterance is a derived sound-alike, a common
+    word, or from the recipe's own sentences; the held-out plan shares no utterance with training."""
+    from edge_assistant.wakeword.adapt import COMMANDS, SENTENCES
+    from edge_assistant.wakeword.confusables import derive
+
+    cfg = AdaptConfig(utterances=400, validation_utterances=100)
+    conf = derive(cfg.spoken_phrase)
+    allowed = {w for text in (*conf.near, *conf.common_words, *SENTENCES, *COMMANDS)
+               for w in re.findall(r"[a-z]+", text.lower())}
+    train, held = plan_utterances(cfg), plan_utterances(cfg, validation=True)
+    for u in train + held:
+        if not u.has_wake:
+            assert set(re.findall(r"[a-z]+", u.text.lower())) <= allowed, u.text
+    assert sum(u.text in conf.near for u in train if not u.has_wake) > 60
+    assert [u.index for u in held] == list(range(400, 500))
+    assert len(held) == 100 and any(u.has_wake for u in held) and any(not u.has_wake for u in held)
+
+
 def test_bad_configs_and_teachers_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="adapt.utterances"):
         AdaptConfig(utterances=3)
@@ -140,17 +162,21 @@ def test_small_build_loads_by_name_and_is_reused(tmp_path: Path, monkeypatch) ->
     from edge_assistant.audio import speech_synth
 
     if not speech_synth.available():
-        pytest.skip("espeak-ng is not installed (make setup installs it)")
+        skip_unless_ci("espeak-ng is not installed (make setup installs it)")
     monkeypatch.setenv("EDGE_ASSISTANT_MODELS", str(tmp_path))
-    cfg = AdaptConfig(utterances=40, epochs=2, students=2, workers=1)
+    cfg = AdaptConfig(utterances=40, epochs=2, students=2, workers=1, validation_utterances=30)
     stages: list[str] = []
     res = adapt_head(cfg, progress=lambda stage, done, total: stages.append(stage))
-    assert res.built and res.path.is_file() and {"synthesis", "training"} <= set(stages)
+    assert res.built and res.path.is_file() and {"synthesis", "training", "validation"} <= set(stages)
     assert res.stats["student_loss"] < res.stats["teacher_loss"]
     assert res.stats["positive_windows"] > 0 and len(res.stats["student_losses"]) == 2
     manifest = json.loads(res.manifest_path.read_text())
     assert manifest["licence"] == load_manifest("alexa").licence  # the teacher's licence travels
     assert manifest["labels"] == {"0": "alexa"}
+    point = manifest["training"]["operating_point"]  # chosen on the held-out synthetic plan
+    assert (manifest["threshold"], manifest["patience_frames"]) == (point["threshold"], point["patience_frames"])
+    assert manifest["files"]["alexa_car.onnx"]["sha256"] == manifest["sha256"]
+    assert manifest["inputs"]["word_lists"]["cmudict"] and manifest["environment"]["reproducibility"]
 
     from edge_assistant.wakeword.engine import EngineConfig, WakeWordConfig, WakeWordEngine
 
@@ -160,7 +186,34 @@ def test_small_build_loads_by_name_and_is_reused(tmp_path: Path, monkeypatch) ->
     assert engine.labels == ["alexa"]
     again = adapt_head(cfg)
     assert not again.built and again.path == res.path
-    assert adapt_head(AdaptConfig(utterances=40, epochs=1, students=1, workers=1)).built  # another recipe
+    # The same inputs with another number of worker processes: the same file, byte for byte.
+    other = adapt_head(dataclasses.replace(cfg, workers=2), cache_dir=tmp_path / "other")
+    assert other.built and other.path.read_bytes() == res.path.read_bytes()
+    assert adapt_head(dataclasses.replace(cfg, epochs=1, students=1)).built  # another recipe
+
+
+@pytest.mark.slow
+def test_verify_names_corrupt_and_stale_heads(tmp_path: Path) -> None:
+    from edge_assistant.audio import speech_synth
+    from edge_assistant.wakeword.adapt import check_adapted
+
+    if not speech_synth.available():
+        skip_unless_ci("espeak-ng is not installed (make setup installs it)")
+    res = adapt_head(AdaptConfig(utterances=24, epochs=1, students=1, workers=1, validation_utterances=20),
+                     cache_dir=tmp_path)
+    [ok] = check_adapted(tmp_path)
+    assert ok["ok"] and ok["files"] == 1 and not ok["corrupt"] and not ok["stale"]
+    manifest = json.loads(res.manifest_path.read_text())
+    manifest["inputs"]["speech"]["espeak_ng"] = "eSpeak NG 0.0"
+    res.manifest_path.write_text(json.dumps(manifest))
+    [stale] = check_adapted(tmp_path)
+    assert not stale["ok"] and stale["stale"] == [
+        f"speech.espeak_ng: built from 'eSpeak NG 0.0', now {adapt_mod.espeak_version()!r}"]
+    res.path.write_bytes(res.path.read_bytes()[:-1] + b"\0")
+    [bad] = check_adapted(tmp_path)
+    assert not bad["ok"] and "alexa_car.onnx: SHA-256" in bad["corrupt"][0]
+    assert adapt_head(AdaptConfig(utterances=24, epochs=1, students=1, workers=1, validation_utterances=20),
+                      cache_dir=tmp_path).built  # a stale or corrupt head is rebuilt, not reused
 
 
 def test_manifest_operating_point_is_the_default(teacher_path: Path, tmp_path: Path) -> None:
