@@ -57,23 +57,30 @@ def run(args) -> int:
 
 
 def adapt_with_progress(cfg, cache, force):
-    """Run :func:`adapt_head` with tqdm bars on stderr (also used by ``models build``)."""
-    from tqdm import tqdm
+    """Run :func:`adapt_head` with progress on stderr, one line per finished stage (also ``models build``)."""
+    import time
 
-    from edge_assistant.wakeword.adapt import adapt_head
+    from edge_assistant.cli._progress import Progress
+    from edge_assistant.wakeword.adapt import ADAPTED_SUFFIX, adapt_head
 
-    bars: dict[str, tqdm] = {}
+    name = cfg.head + ADAPTED_SUFFIX
+    stages: list[Progress] = []
 
     def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=f"{cfg.head}_car {stage}", file=sys.stderr, disable=None,
-                                     unit="utt" if stage == "synthesis" else "epoch")
-        bar.n = done
-        bar.refresh()
+        if not stages or stages[-1].desc != f"{name} {stage}":
+            if stages:
+                stages[-1].finish("done")
+            stages.append(Progress(f"{name} {stage}", total, unit="epoch" if stage == "training" else "utt"))
+        stages[-1].update(done, total)
 
+    t0 = time.monotonic()
     try:
-        return adapt_head(cfg, cache, force=force, progress=progress)
+        res = adapt_head(cfg, cache, force=force, progress=progress)
     finally:
-        for bar in bars.values():
-            bar.close()
+        if stages:
+            stages[-1].close()
+    if stages:
+        stages[-1].finish("done")
+    print(f"{name}: {'built' if res.built else 'up to date'} {res.path} in {time.monotonic() - t0:.1f} s",
+          file=sys.stderr)
+    return res

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -29,60 +27,48 @@ def run(args) -> int:
     import logging
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from edge_assistant.asr.model_cache import build_whisper
     from edge_assistant.cli._common import write_json
+    from edge_assistant.cli._progress import Progress
 
     log = logging.getLogger(__name__)
     cache = Path(args.cache) if args.cache else None
-    bar = tqdm(total=8, desc="whisper", unit="step", file=sys.stderr, disable=None)
+    bar = Progress("whisper", total=8, unit="step")
+    steps: list[str] = []
 
     def step(name: str) -> None:
-        bar.set_postfix_str(name)
-        bar.update(1)
+        steps.append(name)
+        bar.update(len(steps))
 
     try:
         directory, built = build_whisper(cache, force=args.force, progress=step)
-    finally:
+    except BaseException:
         bar.close()
+        raise
+    bar.finish(f"{'built' if built else 'up to date'} {directory}")
     result: dict = {"whisper": {"directory": str(directory), "built": built}}
-    say = (lambda text: print(text, file=sys.stderr)) if args.json == "-" else print
-    say(f"whisper: {'built' if built else 'up to date'} in {directory}")
 
-    try:
-        from edge_assistant.wakeword.quantize import default_int8_path, quantize_embedding
-    except ImportError:
-        quantize_embedding = None
-    if quantize_embedding is None:
-        result["wakeword"] = {"built": False, "reason": "edge_assistant.wakeword.quantize not installed"}
-    elif not args.wake_calibration:
+    from edge_assistant.wakeword.quantize import default_int8_path, quantize_embedding
+
+    if not args.wake_calibration:
         log.warning("wake int8 embedding not built: no --wake-calibration speech given")
         result["wakeword"] = {"built": False, "reason": "no calibration speech given"}
     else:
-        out = default_int8_path(cache) if cache else None
-        wbar = tqdm(desc="wake calibration", unit="file", file=sys.stderr, disable=None)
-
-        def wake_progress(done: int, total: int) -> None:
-            wbar.total = total
-            wbar.n = done
-            wbar.refresh()
-
+        wbar = Progress("wake int8 embedding", unit="file")
         try:
-            res = quantize_embedding(args.wake_calibration, method="static", out_path=out, force=args.force,
-                                     progress=wake_progress)
-        finally:
+            res = quantize_embedding(args.wake_calibration, method="static",
+                                     out_path=default_int8_path(cache) if cache else None, force=args.force,
+                                     progress=wbar.update)
+        except BaseException:
             wbar.close()
+            raise
+        wbar.finish(f"{'built' if res.built else 'up to date'} {res.path}")
         result["wakeword"] = res.to_dict()
-        say(f"wake embedding: {'built' if res.built else 'up to date'} {res.path}")
 
     from edge_assistant.cli.models_adapt import adapt_with_progress
     from edge_assistant.wakeword.adapt import AdaptConfig
 
-    result["adapted_heads"] = []
-    for head in args.adapt:
-        res = adapt_with_progress(AdaptConfig(head=head), cache, args.force)
-        result["adapted_heads"].append(res.to_dict())
-        say(f"adapted head: {'built' if res.built else 'up to date'} {res.path}")
+    result["adapted_heads"] = [adapt_with_progress(AdaptConfig(head=head), cache, args.force).to_dict()
+                               for head in args.adapt]
     write_json(result, args.json)
     return 0
