@@ -50,6 +50,9 @@ class WakeBenchConfig:
     noise_suppression: bool | None = None  # C suppressor before the features; None = the head's manifest
     seed: int = 0  # noise choice/offsets and generator seed
     progress: bool = True  # tqdm bars on stderr
+    # More heads scored in the same pass (one front end and embedding for all), each at its own
+    # manifest's operating point unless thresholds/patience are given; reported in "runs".
+    compare: tuple[str, ...] = ()
 
 
 @dataclass
@@ -69,9 +72,15 @@ def sustained_max(scores: np.ndarray, patience: int) -> np.ndarray:
     return runs.min(axis=2).max(axis=0)
 
 
-def _stream_max(engine: Any, pcm16: np.ndarray, patience: int) -> np.ndarray:
+def _stream_max(engine: Any, pcm16: np.ndarray, patience: Sequence[int]) -> np.ndarray:
+    """Per label column, the sustained maximum with that column's patience."""
     engine.reset()
-    return sustained_max(engine.feed(pcm16).scores, patience)
+    scores = engine.feed(pcm16).scores
+    cols = np.asarray(patience)
+    out = np.zeros(scores.shape[1], np.float32)
+    for p in set(patience):
+        out[cols == p] = sustained_max(scores, p)[cols == p]
+    return out
 
 
 def _load_all(dirs: Sequence[str], unreadable: list[dict[str, str]]) -> list[tuple[str, np.ndarray]]:
@@ -95,7 +104,7 @@ def _score_set(
     snr_db: float | None,
     desc: str,
     progress: bool,
-    patience: int = 1,
+    patience: Sequence[int],
 ) -> _Clips:
     from tqdm import tqdm
 
@@ -133,19 +142,17 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     from edge_assistant.wakeword.engine import EngineConfig, WakeWordConfig, WakeWordEngine
     engine = WakeWordEngine(
         EngineConfig(
-            models=(WakeWordConfig(cfg.model, threshold=cfg.thresholds[0] if cfg.thresholds else None,
-                                   patience_frames=cfg.patience),),
+            models=tuple(WakeWordConfig(m, threshold=cfg.thresholds[0] if cfg.thresholds else None,
+                                        patience_frames=cfg.patience) for m in (cfg.model, *cfg.compare)),
             features=cfg.features,
             int8_embedding=cfg.int8,
             int8_model_path=cfg.int8_model_path,
             noise_suppression=cfg.noise_suppression,
         )
     )
-    # The engine resolved the defaults from the head's manifest: report what it runs.
-    head = engine.heads[0]
-    settings = engine.detection_settings[0]
-    thresholds = tuple(cfg.thresholds) or (settings["threshold"],)
-    patience = settings["patience_frames"]
+    # The engine resolved the defaults from each head's manifest: report what it runs.
+    settings = engine.detection_settings  # one per label column, in column order
+    patience = [s["patience_frames"] for s in settings]
     suppress = engine.noise_suppression
     unreadable: list[dict[str, str]] = []
     positives = _load_all(cfg.positives, unreadable)
@@ -155,12 +162,14 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     if noise is not None and not snrs:
         snrs = [5.0]
     pad = np.zeros(int(round(cfg.pad_s * 16000)), dtype=np.float32)
+    columns = [(head, label) for head in engine.heads for label in head.labels]
     runs = []
     for snr in snrs:
         tag = "quiet" if snr is None else f"{snr:g} dB"
         pos = _score_set(engine, positives, pad, noise, snr, f"positives ({tag})", cfg.progress, patience)
         neg = _score_set(engine, negatives, pad, noise, snr, f"negatives ({tag})", cfg.progress, patience)
-        for col, label in enumerate(head.labels):
+        for col, (head, label) in enumerate(columns):
+            thresholds = tuple(cfg.thresholds) or (settings[col]["threshold"],)
             main = _summary(pos, neg, col, thresholds[0])
             grid = sorted(set(CURVE_THRESHOLDS) | set(thresholds))
             curve = []
@@ -179,7 +188,7 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
                     "noise_suppression": suppress,
                     "int8": cfg.int8,
                     "threshold": thresholds[0],
-                    "patience_frames": patience,
+                    "patience_frames": patience[col],
                     "positives": len(pos.paths),
                     "detected": main["detected"],
                     "wake_rate": main["wake_rate"],
@@ -199,7 +208,7 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
             "features": cfg.features,
             "pad_s": cfg.pad_s,
             "seed": cfg.seed,
-            "licence": head.manifest.licence,
+            "licence": engine.heads[0].manifest.licence,
             "unreadable": unreadable,
             "runs": runs,
         }

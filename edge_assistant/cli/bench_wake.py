@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="alexa",
                    help="shipped head name (alexa, hey_jarvis, ...), a head built into the model cache (alexa_car: "
                         "`models adapt`; use it with --suppress-noise) or a head .onnx path")
+    p.add_argument("--compare", nargs="+", default=[], metavar="HEAD",
+                   help="more heads scored in the same pass (one front end and embedding), each at its own "
+                        "manifest's operating point; e.g. alexa_car builds of several seeds given as .json paths")
     p.add_argument("--positives", nargs="+", required=True, metavar="DIR", help="clips that contain the wake word")
     p.add_argument("--negatives", nargs="*", default=[], metavar="DIR", help="clips that do not")
     p.add_argument("--noise", metavar="DIR_OR_FILE_OR_car", help="noise recordings, or 'car' (generator)")
@@ -46,7 +49,7 @@ def run(args) -> int:
         model=args.model, positives=tuple(args.positives), negatives=tuple(args.negatives),
         thresholds=tuple(args.threshold), patience=args.patience, noise=args.noise, snr_db=tuple(args.snr), pad_s=args.pad,
         int8=args.int8 or bool(args.int8_model), int8_model_path=args.int8_model, features=args.features,
-        noise_suppression=args.suppress_noise, seed=args.seed, progress=True)
+        noise_suppression=args.suppress_noise, seed=args.seed, progress=True, compare=tuple(args.compare))
     result = run_wake_bench(cfg)
     write_json(result, args.json)
     if args.plot:
@@ -57,7 +60,7 @@ def run(args) -> int:
             " +NS" if r["noise_suppression"] else "")
         rate = "n/a" if r["wake_rate"] is None else f"{100 * r['wake_rate']:.2f}%"
         fah = "n/a" if r["fa_per_hour"] is None else f"{r['fa_per_hour']:.2f}/h"
-        print(f"{r['label']} [{cond}] T={r['threshold']:g} patience {r['patience_frames']}: wake {r['detected']}/{r['positives']} = {rate}; "
+        print(f"{r['model']}: {r['label']} [{cond}] T={r['threshold']:g} patience {r['patience_frames']}: wake {r['detected']}/{r['positives']} = {rate}; "
               f"false accepts {r['false_accepts']}/{r['negatives']} ({fah} over {r['negative_hours']:.3f} h)", file=out)
     if result["unreadable"]:
         print(f"{len(result['unreadable'])} unreadable file(s):", file=out)

@@ -64,6 +64,20 @@ def test_bench_wake_car_noise_two_snrs(small_set, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "again.json").read_text())["runs"] == r["runs"]
 
 
+def test_bench_wake_compare_scores_each_head_as_its_own_run(small_set, tmp_path: Path) -> None:
+    """Heads compared in one pass get exactly the figures of their own runs, each at its own operating point."""
+    from edge_assistant.bench.wake import WakeBenchConfig, run_wake_bench
+
+    pos, neg = small_set
+    common = {"positives": (str(pos),), "negatives": (str(neg),), "noise": "car", "snr_db": (5.0,),
+              "noise_suppression": True, "progress": False}
+    both = run_wake_bench(WakeBenchConfig(model="alexa", compare=("hey_jarvis",), **common))
+    assert [r["model"] for r in both["runs"]] == ["alexa", "hey_jarvis"]
+    for run in both["runs"]:
+        alone = run_wake_bench(WakeBenchConfig(model=run["model"], **common))["runs"][0]
+        assert run == alone
+
+
 def test_bench_latency_keys(small_set, tmp_path: Path) -> None:
     from edge_assistant.bench.latency import run_latency_bench
     from edge_assistant.wakeword.quantize import quantize_embedding
