@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import skip_unless_ci
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 UNITS = sorted(p for p in (FIRMWARE / "systemd").iterdir() if p.suffix in (".service", ".timer", ".path"))
@@ -55,13 +56,13 @@ def test_updater_units_have_no_network_and_low_priority() -> None:
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.skip("systemd-analyze not installed (Debian package 'systemd'); unit files not verified")
+        skip_unless_ci("systemd-analyze not installed (Debian package 'systemd'); unit files not verified")
     # The units name /opt/edge-assistant/{agent,current}; systemd-analyze checks that those programs
     # exist, so point that prefix at a scratch tree whose entries are the real installed CLI.
     prefix = tmp_path / "opt"
     cli = Path(sys.executable).parent / "edge-assistant"
     if not cli.exists():
-        pytest.skip(f"edge-assistant console script not installed next to {sys.executable}")
+        skip_unless_ci(f"edge-assistant console script not installed next to {sys.executable}")
     for sub in ("agent/bin", "current/venv/bin"):
         (prefix / sub).mkdir(parents=True)
         (prefix / sub / "edge-assistant").symlink_to(cli)
@@ -82,7 +83,7 @@ def test_systemd_exposure_score(tmp_path: Path, name: str) -> None:
     """systemd's own sandbox score (0 = locked down, 10 = unprotected); keep every service at <= 2.0."""
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.skip("systemd-analyze not installed (Debian package 'systemd'); exposure not scored")
+        skip_unless_ci("systemd-analyze not installed (Debian package 'systemd'); exposure not scored")
     unit = tmp_path / name
     unit.write_text((FIRMWARE / "systemd" / name).read_text())
     proc = subprocess.run([tool, "security", "--offline=true", "--no-pager", str(unit)], capture_output=True,
@@ -106,7 +107,7 @@ def _alsa_home(tmp_path: Path, extra: str = "") -> dict[str, str]:
 def _need_arecord() -> str:
     tool = shutil.which("arecord")
     if tool is None:
-        pytest.skip("arecord not installed (Debian package 'alsa-utils'); ALSA config not exercised")
+        skip_unless_ci("arecord not installed (Debian package 'alsa-utils'); ALSA config not exercised")
     return tool
 
 
