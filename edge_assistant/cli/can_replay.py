@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--speed", type=_speed, default=1.0, metavar="X|max",
                    help="time scale: 1.0 real time, 2 twice as fast, 'max' as fast as possible (default: 1.0)")
     p.add_argument("--loop", action="store_true", help="start again at the end until interrupted")
+    p.add_argument("--max-gap", type=float, default=5.0, metavar="S",
+                   help="a jump in log time longer than S seconds (a corrupt time stamp) is played without a "
+                        "wait and counted as a discontinuity (default: %(default)s)")
     p.add_argument("--log-channel", default=None, metavar="CH",
                    help="replay only this bus of a multi-bus log (GVRET 'Bus' 0/1, candump interface name)")
     p.add_argument("--json", metavar="FILE", help="write replay statistics as JSON ('-' for stdout)")
@@ -44,17 +47,20 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from edge_assistant.cli._common import write_json
+    from edge_assistant.core.errors import ConfigError
     from edge_assistant.vehicle.bus import BusConfig, open_bus
     from edge_assistant.vehicle.logs import LogStats, read_log
     from edge_assistant.vehicle.replay import replay
 
+    if not args.max_gap > 0:
+        raise ConfigError(f"--max-gap {args.max_gap}: expected a positive number of seconds")
     bus = open_bus(BusConfig(args.interface, args.channel, args.bitrate))
     log_stats = LogStats()
     stop = threading.Event()
     bar = tqdm(unit="frame", desc="replay", file=sys.stderr, disable=None)
     try:
         stats = replay(lambda: read_log(args.file, log_stats, channel=args.log_channel), bus, speed=args.speed,
-                       loop=args.loop, stop=stop, on_frame=lambda _m: bar.update())
+                       loop=args.loop, stop=stop, on_frame=lambda _m: bar.update(), max_gap_s=args.max_gap)
     except KeyboardInterrupt:
         stop.set()
         return 130
@@ -69,5 +75,6 @@ def run(args) -> int:
         t = stats.timing_error_ms()
         print(f"sent {stats.frames_sent} frames in {stats.duration_s:.2f} s ({stats.loops} loop(s)); "
               f"timing error p50 {t['p50']:.3f} ms, p99 {t['p99']:.3f} ms; "
-              f"{log_stats.bad_lines} bad line(s), {stats.send_errors} send error(s)")
+              f"{log_stats.bad_lines} bad line(s), {stats.send_errors} send error(s), "
+              f"{stats.discontinuities} time jump(s), {stats.bad_timestamps} bad time stamp(s)")
     return 0 if stats.send_errors == 0 else 1

@@ -2,7 +2,7 @@
 
 * :class:`ObdClient`: OBD-II over can-isotp ``NotifierBasedCanStack`` s, one per ECU address pair;
   functional requests (0x7DF) gather every ECU's answer, physical ones go to one ECU. Response-pending
-  (7F xx 78) extends that ECU's deadline from P2 to P2*.
+  (7F xx 78) extends that ECU's deadline from P2 to P2*, within an overall ``max_wait_s`` per request.
 * :func:`uds_client`: a ``udsoncan.Client`` over ``udsoncan.connections.PythonIsoTpConnection``,
   physical addressing, P2/P2* from the config; :func:`read_uds_dtcs` and :func:`count_uds_dtcs` return
   this package's dataclasses.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class ObdClientConfig:
     ecus: tuple[tuple[int, int], ...] = tuple((0x7E0 + i, 0x7E8 + i) for i in range(8))
     p2_s: float = 0.1        #: wait for a first answer (J1979 allows 50 ms per ECU; margin for USB adapters)
     p2_star_s: float = 5.0   #: wait after an ECU sent response-pending
+    max_wait_s: float = 30.0  #: overall limit of one request however often ECUs answer response-pending
     padding: int | None = 0x00
 
     def __post_init__(self) -> None:
@@ -57,6 +59,8 @@ class ObdClientConfig:
             raise ConfigError("ObdClientConfig.ecus: need at least one (request id, response id) pair")
         if self.p2_s <= 0 or self.p2_star_s < self.p2_s:
             raise ConfigError("ObdClientConfig.p2_s/p2_star_s: need 0 < p2_s <= p2_star_s")
+        if self.max_wait_s < self.p2_s:
+            raise ConfigError("ObdClientConfig.max_wait_s: need max_wait_s >= p2_s")
 
 
 class ObdServices:
@@ -139,8 +143,14 @@ class ObdServices:
 
 
 
+ISOTP_ERRORS_KEPT = 32  #: the latest ISO-TP error messages an ObdClient keeps (all are counted)
+
+
 class ObdClient(ObdServices):
-    """OBD-II requests over ISO-TP. Use as a context manager; the bus stays the caller's."""
+    """OBD-II requests over ISO-TP. Use as a context manager; the bus stays the caller's.
+
+    ISO-TP errors are counted in ``isotp_error_count``; ``isotp_errors`` keeps the latest few.
+    """
 
     def __init__(self, bus, config: ObdClientConfig | None = None) -> None:
         import can
@@ -150,7 +160,8 @@ class ObdClient(ObdServices):
         self._bus = bus
         self._notifier = can.Notifier(bus, [], timeout=0.05)
         self._stacks: dict[int, object] = {}
-        self.isotp_errors: list[str] = []
+        self.isotp_error_count = 0
+        self.isotp_errors: deque[str] = deque(maxlen=ISOTP_ERRORS_KEPT)
         for req_id, resp_id in c.ecus:
             addr = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=req_id, rxid=resp_id)
             stack = isotp.NotifierBasedCanStack(bus, self._notifier, address=addr, params=_isotp_params(c.padding),
@@ -167,7 +178,9 @@ class ObdClient(ObdServices):
         self._functional.start()
 
     def _isotp_error(self, error: Exception) -> None:
-        log.warning("ISO-TP: %s", error)
+        self.isotp_error_count += 1
+        if self.isotp_error_count <= 10 or self.isotp_error_count % 1000 == 0:
+            log.warning("ISO-TP error #%d: %s", self.isotp_error_count, error)
         self.isotp_errors.append(str(error))
 
     def close(self) -> None:
@@ -190,8 +203,8 @@ class ObdClient(ObdServices):
     def request(self, payload: bytes, ecu: int | None = None) -> dict[int, bytes]:
         """Send ``payload``; return {response id: answer}. ``ecu`` = a response id for physical addressing.
 
-        Response-pending answers are absorbed (the wait is extended to P2*). Raises DiagnosticTimeout
-        when nobody answers.
+        Response-pending answers are absorbed (the wait is extended to P2*, but never past ``max_wait_s``
+        from the request). Raises DiagnosticTimeout naming the service when nobody answers in time.
         """
         c = self.config
         self._drain()
@@ -205,7 +218,9 @@ class ObdClient(ObdServices):
             self._stacks[ecu].send(payload)
             listen = {ecu: self._stacks[ecu]}
         start = time.monotonic()
+        limit = start + c.max_wait_s
         deadline = {rid: start + c.p2_s for rid in listen}
+        pending: dict[int, int] = {}  # response id -> response-pending answers so far
         answers: dict[int, bytes] = {}
         # functional: every ECU gets P2 (P2* once it said "pending"); physical: stop at the answer
         while not (ecu is not None and answers):
@@ -222,16 +237,24 @@ class ObdClient(ObdServices):
                 got = True
                 data = bytes(data)
                 if len(data) >= 3 and data[0] == uds.NEGATIVE_RESPONSE and data[2] == uds.NRC_RESPONSE_PENDING:
-                    deadline[rid] = time.monotonic() + c.p2_star_s
-                    log.debug("ECU 0x%03X: response pending, waiting up to %.1f s", rid, c.p2_star_s)
+                    pending[rid] = pending.get(rid, 0) + 1
+                    deadline[rid] = min(time.monotonic() + c.p2_star_s, limit)
+                    log.debug("ECU 0x%03X: response pending #%d", rid, pending[rid])
                     continue
                 answers[rid] = data
             if not got and not single:
                 time.sleep(0.001)
+        service = f"service 0x{payload[0]:02X} {uds.SERVICE_NAMES.get(payload[0], '')}".rstrip()
+        stalled = [f"0x{rid:03X} ({n}x)" for rid, n in sorted(pending.items()) if rid not in answers]
+        if stalled:
+            log.warning("ECU %s answered only 'response pending' to %s", ", ".join(stalled), service)
         if not answers:
             target = f"functional 0x{c.functional_id:03X}" if ecu is None else f"ECU 0x{ecu:03X}"
             waited = max(deadline.values()) - start
-            raise DiagnosticTimeout(f"no answer to {payload.hex(' ')} ({target}) within {waited:.2f} s")
+            why = (f"; ECU {', '.join(stalled)} kept answering 'response pending' up to "
+                   f"ObdClientConfig.max_wait_s={c.max_wait_s:g} s") if stalled else ""
+            raise DiagnosticTimeout(f"no answer to {payload.hex(' ')} ({service}, {target}) "
+                                    f"within {waited:.2f} s{why}")
         return answers
 
 
@@ -242,8 +265,13 @@ class UdsClientConfig:
     response_id: int = 0x7EC
     p2_s: float = 1.0             #: udsoncan ``p2_timeout`` (a physical request returns as soon as answered)
     p2_star_s: float = 5.0        #: udsoncan ``p2_star_timeout`` after 0x78
-    request_timeout_s: float = 10.0
+    request_timeout_s: float = 10.0  #: udsoncan ``request_timeout``: overall limit, 0x78 answers included
     padding: int | None = 0x00
+
+    def __post_init__(self) -> None:
+        if self.request_timeout_s is None or not self.request_timeout_s > 0:
+            raise ConfigError("UdsClientConfig.request_timeout_s: need a positive overall limit (without one, "
+                              "an ECU answering 'response pending' keeps a request waiting forever)")
 
 
 def did_codecs() -> dict:

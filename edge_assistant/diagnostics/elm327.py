@@ -17,6 +17,7 @@ import re
 import select
 import threading
 import time
+from collections import deque
 
 from edge_assistant.core.errors import ConfigError, DataFormatError, EdgeAssistantError
 from edge_assistant.diagnostics.clients import DiagnosticTimeout, ObdServices
@@ -29,6 +30,8 @@ INIT_COMMANDS = ("ATE0", "ATL0", "ATS0", "ATH1")
 _ERRORS = ("UNABLE TO CONNECT", "CAN ERROR", "BUS ERROR", "BUS INIT: ...ERROR", "BUFFER FULL", "FB ERROR",
            "DATA ERROR", "STOPPED", "LV RESET", "ACT ALERT")
 _HEX = re.compile(r"^[0-9A-F]+$")
+SKIPPED_LINES_KEPT = 32  #: the latest skipped answer lines kept for diagnosis (all are counted)
+MAX_COMMAND_BYTES = 256  #: the emulator keeps at most this much of a command line without its CR
 
 
 class Elm327Error(EdgeAssistantError):
@@ -36,7 +39,12 @@ class Elm327Error(EdgeAssistantError):
 
 
 class Elm327Client(ObdServices):
-    """An ELM327 (or clone) on ``port``. ``request`` returns {response id: ISO-TP payload}."""
+    """An ELM327 (or clone) on ``port``. ``request`` returns {response id: ISO-TP payload}.
+
+    Counters for a long session: ``noise_bytes`` (non-text bytes dropped), ``skipped_count`` (answer
+    lines that were not headered CAN frames); ``skipped_lines`` keeps only the latest
+    ``SKIPPED_LINES_KEPT`` of them.
+    """
 
     def __init__(self, port: str, baudrate: int = 38400, timeout_s: float = 2.0, reset_timeout_s: float = 5.0) -> None:
         self.port = port
@@ -47,7 +55,8 @@ class Elm327Client(ObdServices):
         self._header = 0x7DF
         self.version: str | None = None
         self.noise_bytes = 0
-        self.skipped_lines: list[str] = []
+        self.skipped_count = 0
+        self.skipped_lines: deque[str] = deque(maxlen=SKIPPED_LINES_KEPT)
 
     # ------------------------------------------------------------------ serial
     def open(self) -> Elm327Client:
@@ -140,6 +149,10 @@ class Elm327Client(ObdServices):
             raise DiagnosticTimeout(f"{self.port}: NO DATA for {cmd} ({'functional' if ecu is None else f'ECU 0x{ecu:03X}'})")
         return self._parse_frames(lines, cmd)
 
+    def _skip(self, line: str) -> None:
+        self.skipped_count += 1
+        self.skipped_lines.append(line)
+
     def _parse_frames(self, lines: list[str], cmd: str) -> dict[int, bytes]:
         reasm = IsoTpReassembler()
         out: dict[int, bytes] = {}
@@ -147,7 +160,7 @@ class Elm327Client(ObdServices):
         for ln in lines:
             compact = ln.replace(" ", "").upper()
             if not _HEX.match(compact) or len(compact) < 5 or (len(compact) - 3) % 2:
-                self.skipped_lines.append(ln)
+                self._skip(ln)
                 log.warning("%s: skipped line %r in the answer to %s (not a headered CAN frame)", self.port, ln, cmd)
                 continue
             can_id, data = int(compact[:3], 16), bytes.fromhex(compact[3:])
@@ -155,7 +168,7 @@ class Elm327Client(ObdServices):
                 pdu = reasm.feed(can_id, data, t)
             except DataFormatError as exc:
                 log.warning("%s: %s", self.port, exc)
-                self.skipped_lines.append(ln)
+                self._skip(ln)
                 continue
             if pdu is not None:
                 out[can_id] = pdu.data
@@ -182,6 +195,7 @@ class Elm327Emulator:
         self.port = os.ttyname(self._slave)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.dropped_bytes = 0  # bytes of command lines longer than MAX_COMMAND_BYTES (only the tail is kept)
         self._reset_settings()
 
     def _reset_settings(self) -> None:
@@ -227,6 +241,9 @@ class Elm327Emulator:
             except OSError:
                 return
             buf += chunk
+            if len(buf) > MAX_COMMAND_BYTES and b"\r" not in buf:  # garbage without a CR: bounded memory
+                self.dropped_bytes += len(buf) - MAX_COMMAND_BYTES
+                del buf[:-MAX_COMMAND_BYTES]
             while b"\r" in buf:
                 line, _, rest = bytes(buf).partition(b"\r")
                 buf = bytearray(rest)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_assistant.core.errors import ConfigError, DataFormatError
+from edge_assistant.core.errors import ConfigError, DataFormatError, EdgeAssistantError
 from edge_assistant.core.state import VehicleState
 from edge_assistant.gnss.nmea import Fix, NmeaStats, NmeaStream
 
@@ -114,6 +114,7 @@ class GnssSourceStats:
     disconnects: int = 0
     open_failures: int = 0
     overlong_lines: int = 0
+    unexpected_errors: int = 0  # anything but serial/OS errors (a driver or parser bug): logged, retried
     last_error: str | None = None
     connected: bool = False
 
@@ -121,10 +122,11 @@ class GnssSourceStats:
 class SerialGnssSource:
     """Reads a receiver on a reader thread and keeps the latest fix (and the state, if given) current.
 
-    The thread never dies on I/O trouble: a port that cannot be opened or that disappears (USB unplug,
-    the pty peer closing) is logged, counted and reopened after a back-off that doubles from
-    ``reconnect_initial_s`` to ``reconnect_max_s`` and resets once NMEA flows again. Fixes are stamped
-    with ``clock()`` (host time) on arrival; ``on_fix(fix, timestamp_s)`` runs on the reader thread.
+    The thread never dies: a port that cannot be opened or that disappears (USB unplug, the pty peer
+    closing), or any other exception, is logged, counted and the port reopened after a back-off that
+    doubles from ``reconnect_initial_s`` to ``reconnect_max_s`` and resets once NMEA flows again; only
+    :meth:`stop` ends it. There is never more than one reader thread. Fixes are stamped with ``clock()``
+    (host time) on arrival; ``on_fix(fix, timestamp_s)`` runs on the reader thread.
     """
 
     def __init__(self, config: GnssConfig, state: VehicleState | None = None,
@@ -145,11 +147,20 @@ class SerialGnssSource:
 
     # -- lifecycle
     def start(self) -> SerialGnssSource:
-        """Check the port URL and start the reader thread."""
+        """Check the port URL and start the reader thread (a no-op while it runs).
+
+        Raises :class:`EdgeAssistantError` if a reader that :meth:`stop` could not join is still alive:
+        two readers must never share a port.
+        """
         import serial
 
         if self._thread is not None:
-            return self
+            if self._thread.is_alive() and not self._stop.is_set():
+                return self
+            if self._thread.is_alive():
+                raise EdgeAssistantError(f"GNSS reader on {self.config.port} is still stopping; "
+                                         "not starting a second one (call stop() again)")
+            self._thread = None
         try:  # a malformed URL is a configuration error, not something to retry
             serial.serial_for_url(self.config.port, do_not_open=True)
         except ValueError as exc:
@@ -159,18 +170,22 @@ class SerialGnssSource:
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop the reader thread and close the port."""
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Stop the reader thread (it closes the port); True once it ended. A thread still alive after
+        ``timeout_s`` is kept, so :meth:`start` cannot run a second reader beside it."""
         self._stop.set()
         ser = self._serial
         if ser is not None:
             with contextlib.suppress(Exception):  # best effort; not every backend can cancel a read
                 ser.cancel_read()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.warning("GNSS reader on %s did not stop within %.1f s", self.config.port, timeout_s)
-            self._thread = None
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("GNSS reader on %s did not stop within %.1f s", self.config.port, timeout_s)
+            return False
+        self._thread = None
+        return True
 
     def __enter__(self) -> SerialGnssSource:
         return self.start()
@@ -203,45 +218,56 @@ class SerialGnssSource:
 
     # -- the thread
     def _run(self) -> None:
-        import serial
-
         backoff = self.config.reconnect_initial_s
         while not self._stop.is_set():
             try:
-                ser = serial.serial_for_url(self.config.port, baudrate=self.config.baudrate_bps,
-                                            timeout=self.config.read_timeout_s)
-            except (serial.SerialException, OSError) as exc:
-                self.stats.open_failures += 1
-                self.stats.last_error = f"open {self.config.port}: {exc}"
-                if self.stats.open_failures <= 3 or self.stats.open_failures % 20 == 0:
-                    log.warning("GNSS receiver %s cannot be opened (%s); retrying in %.2f s",
-                                self.config.port, exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(self.config.reconnect_max_s, backoff * 2.0)
-                continue
-            self._serial = ser
-            self.stats.connects += 1
-            self.stats.connected = True
-            log.info("GNSS receiver %s open (%d baud)", self.config.port, self.config.baudrate_bps)
-            try:
-                if self._pump(ser):
+                if self._session(backoff):
                     backoff = self.config.reconnect_initial_s  # data flowed: the next outage starts afresh
-            except (serial.SerialException, OSError) as exc:
-                self.stats.disconnects += 1
-                self.stats.last_error = f"read {self.config.port}: {exc}"
-                log.warning("GNSS receiver %s disappeared (%s); reconnecting in %.2f s",
+            except Exception as exc:  # a driver or parser bug must not end the reader; stop() does
+                self.stats.unexpected_errors += 1
+                self.stats.last_error = f"{self.config.port}: {type(exc).__name__}: {exc}"
+                if self.stats.unexpected_errors <= 3 or self.stats.unexpected_errors % 20 == 0:
+                    log.exception("GNSS reader on %s failed unexpectedly (#%d); reopening in %.2f s",
+                                  self.config.port, self.stats.unexpected_errors, backoff)
+            if self._stop.wait(backoff):
+                break
+            backoff = min(self.config.reconnect_max_s, backoff * 2.0)
+
+    def _session(self, backoff: float) -> bool:
+        """Open the port and read until stopped or it fails; returns whether NMEA lines arrived."""
+        import serial
+
+        try:
+            ser = serial.serial_for_url(self.config.port, baudrate=self.config.baudrate_bps,
+                                        timeout=self.config.read_timeout_s)
+        except (serial.SerialException, OSError) as exc:
+            self.stats.open_failures += 1
+            self.stats.last_error = f"open {self.config.port}: {exc}"
+            if self.stats.open_failures <= 3 or self.stats.open_failures % 20 == 0:
+                log.warning("GNSS receiver %s cannot be opened (%s); retrying in %.2f s",
                             self.config.port, exc, backoff)
-            finally:
-                self._serial = None
-                self.stats.connected = False
-                with contextlib.suppress(Exception):  # the device may already be gone
-                    ser.close()
-            fix = self._stream.flush()
-            if fix is not None:
-                self._deliver(fix)
-            if not self._stop.is_set():
-                self._stop.wait(backoff)
-                backoff = min(self.config.reconnect_max_s, backoff * 2.0)
+            return False
+        self._serial = ser
+        self.stats.connects += 1
+        self.stats.connected = True
+        log.info("GNSS receiver %s open (%d baud)", self.config.port, self.config.baudrate_bps)
+        got_lines = False
+        try:
+            got_lines = self._pump(ser)
+        except (serial.SerialException, OSError) as exc:
+            self.stats.disconnects += 1
+            self.stats.last_error = f"read {self.config.port}: {exc}"
+            log.warning("GNSS receiver %s disappeared (%s); reconnecting in %.2f s",
+                        self.config.port, exc, backoff)
+        finally:
+            self._serial = None
+            self.stats.connected = False
+            with contextlib.suppress(Exception):  # the device may already be gone
+                ser.close()
+        fix = self._stream.flush()
+        if fix is not None:
+            self._deliver(fix)
+        return got_lines
 
     def _pump(self, ser) -> bool:
         """Read until stopped or the port fails; returns whether any complete line arrived."""

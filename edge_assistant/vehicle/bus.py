@@ -166,6 +166,8 @@ class BusStats:
     serial_noise: int = 0
     faults: int = 0
     reconnects: int = 0
+    open_failures: int = 0
+    backoff_s: float = 0.0  # the wait before the latest reopen attempt (doubles while faults go on)
     last_error: str = ""
     connected: bool = False
     cpu_s: float = 0.0  # CPU time of the reader thread (time.thread_time), updated once per batch
@@ -180,7 +182,8 @@ class BusReader:
     ``opener`` returns a fresh bus (e.g. ``lambda: open_bus(cfg)``); it is called again after a fault,
     with back-off from ``backoff_initial_s`` doubling up to ``backoff_max_s``. Error frames are counted
     (``error_frames``; ``bus_off`` when the SocketCAN error class says so) and not passed on.
-    A batch is the first frame plus whatever is already queued, up to ``max_batch`` frames.
+    A batch is the first frame plus whatever is already queued, up to ``max_batch`` frames (error frames
+    included). The thread alone opens and closes its bus; :meth:`stop` signals it and joins.
     """
 
     def __init__(self, opener: Callable[[], object], on_batch: Callable[[list], None], *, name: str = "can",
@@ -208,11 +211,18 @@ class BusReader:
     def wait_connected(self, timeout_s: float = 5.0) -> bool:
         return self._connected.wait(timeout_s)
 
-    def stop(self, timeout_s: float = 2.0) -> None:
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Signal the thread and join it; True once it ended. The thread closes the bus it opened, also
+        when it outlives ``timeout_s`` (e.g. an adapter still opening): only the thread touches its bus."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        self._close()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("%s: reader did not stop within %.1f s; it closes its bus when it does", self.name,
+                        timeout_s)
+            return False
+        return True
 
     def __enter__(self) -> BusReader:
         return self.start()
@@ -220,7 +230,7 @@ class BusReader:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    # ---- the loop ----------------------------------------------------------------------------------
+    # ---- the loop (all on the reader thread, which alone opens and closes self.bus) ------------------
     def _close(self) -> None:
         bus, self.bus = self.bus, None
         self.stats.connected = False
@@ -242,7 +252,14 @@ class BusReader:
         try:
             self._loop()
         finally:
+            self._close()  # whatever the thread opened, also a bus that arrived after stop()
             self.stats.cpu_s = time.thread_time() - cpu0
+
+    def _back_off(self, backoff: float) -> float:
+        """Wait ``backoff`` (or until stopped); return the next, doubled wait."""
+        self.stats.backoff_s = backoff
+        self._stop.wait(backoff)
+        return min(self.backoff_max_s, backoff * 2)
 
     def _loop(self) -> None:
         cpu0 = time.thread_time()
@@ -252,31 +269,25 @@ class BusReader:
                 try:
                     self.bus = self._opener()
                 except Exception as exc:  # opener failures are expected while an adapter is unplugged
+                    self.stats.open_failures += 1
                     self.stats.last_error = f"open: {exc}"
-                    log.warning("%s: cannot open bus (%s); retry in %.1f s", self.name, exc, backoff)
-                    self._stop.wait(backoff)
-                    backoff = min(self.backoff_max_s, backoff * 2)
+                    log.warning("%s: cannot open bus (%s); retry in %.2f s", self.name, exc, backoff)
+                    backoff = self._back_off(backoff)
                     continue
+                if self._stop.is_set():
+                    break  # stopped while opening: _run closes it
                 if self.stats.faults:
                     self.stats.reconnects += 1
                     log.info("%s: bus reopened", self.name)
                 self.stats.connected = True
                 self._connected.set()
+            batch: list = []
             try:
-                batch = self._receive_batch()
-            except (ValueError, IndexError) as exc:  # undecodable or truncated bytes from a serial adapter
-                self.stats.serial_noise += 1
-                self.stats.last_error = f"noise: {exc}"
-                if self.stats.serial_noise <= 10:
-                    log.warning("%s: garbage from the adapter skipped: %s", self.name, exc)
-                continue
-            except Exception as exc:  # CanError, OSError, SerialException: the adapter failed
-                self._fault("receive failed", exc)
-                self._stop.wait(backoff)  # an adapter that opens but fails at once must not spin
-                backoff = min(self.backoff_max_s, backoff * 2)
-                continue
-            backoff = self.backoff_initial_s
-            if batch:
+                receive_batch(self.bus, self.max_batch, self.poll_s, self._error_frame, batch)
+                error = None
+            except Exception as exc:
+                error = exc
+            if batch:  # frames gathered before an error are delivered first
                 try:
                     self._on_batch(batch)
                 except Exception:  # a consumer bug must not kill the bus thread
@@ -284,9 +295,16 @@ class BusReader:
                 self.stats.frames += len(batch)
                 self.stats.batches += 1
                 self.stats.cpu_s = time.thread_time() - cpu0
-
-    def _receive_batch(self) -> list:
-        return receive_batch(self.bus, self.max_batch, self.poll_s, self._error_frame)
+            if error is None:
+                backoff = self.backoff_initial_s
+            elif isinstance(error, (ValueError, IndexError)):  # undecodable or truncated serial bytes
+                self.stats.serial_noise += 1
+                self.stats.last_error = f"noise: {error}"
+                if self.stats.serial_noise <= 10:
+                    log.warning("%s: garbage from the adapter skipped: %s", self.name, error)
+            else:  # CanError, OSError, SerialException: the adapter failed
+                self._fault("receive failed", error)
+                backoff = self._back_off(backoff)  # an adapter that opens but fails at once must not spin
 
     def _error_frame(self, msg) -> None:
         self.stats.error_frames += 1
@@ -299,24 +317,27 @@ class BusReader:
                         ", BUS-OFF" if busoff else "", msg.timestamp)
 
 
-def receive_batch(bus, max_batch: int, timeout_s: float, on_error_frame: Callable) -> list:
-    """Block up to ``timeout_s`` for one frame, then take what is already queued (up to ``max_batch``).
+def receive_batch(bus, max_batch: int, timeout_s: float, on_error_frame: Callable,
+                  out: list | None = None) -> list:
+    """Block up to ``timeout_s`` for one frame, then take what is already queued: at most ``max_batch``
+    frames, error frames included, so an error-frame storm cannot hold the caller.
 
-    Error frames go to ``on_error_frame`` and are not returned. This is the receive half of the hot path
-    (used by :class:`BusReader` and measured by ``bench can``).
+    Data frames are appended to ``out`` (a new list if None), which is returned; error frames go to
+    ``on_error_frame``. If a receive raises mid-batch, the frames gathered so far stay in ``out``. This is
+    the receive half of the hot path (used by :class:`BusReader` and measured by ``bench can``).
     """
-    msg = bus.recv(timeout_s)
-    if msg is None:
-        return []
-    batch = []
+    batch = [] if out is None else out
     recv = bus.recv
+    msg = recv(timeout_s)
+    taken = 0
     while msg is not None:
+        taken += 1
         if msg.is_error_frame:
             on_error_frame(msg)
         else:
             batch.append(msg)
-            if len(batch) >= max_batch:
-                break
+        if taken >= max_batch:
+            break
         msg = recv(0)
     return batch
 

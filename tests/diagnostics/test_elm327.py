@@ -4,6 +4,7 @@ by an ISO-TP tester and the virtual ECU on the virtual CAN bus."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import can
@@ -12,7 +13,13 @@ import pytest
 from edge_assistant.core.errors import DataFormatError
 from edge_assistant.core.state import VehicleState
 from edge_assistant.diagnostics.clients import DiagnosticTimeout, ObdClient, ObdClientConfig
-from edge_assistant.diagnostics.elm327 import Elm327Client, Elm327Emulator, Elm327Error
+from edge_assistant.diagnostics.elm327 import (
+    MAX_COMMAND_BYTES,
+    SKIPPED_LINES_KEPT,
+    Elm327Client,
+    Elm327Emulator,
+    Elm327Error,
+)
 from edge_assistant.diagnostics.virtual_ecu import VirtualEcu, VirtualEcuConfig
 
 BMS = VirtualEcuConfig(name="BMS", request_id=0x7E4, response_id=0x7EC, vin="KMHK381GFMU000001")
@@ -74,6 +81,31 @@ def test_garbage_lines_are_skipped_with_a_warning(tester: ObdClient, caplog: pyt
         assert "not a headered CAN frame" in caplog.text
         with pytest.raises(DataFormatError, match="no complete answer to 0902"):
             elm._parse_frames(["7EC1014490201"], "0902")
+
+
+def test_counters_and_buffers_stay_bounded_over_a_long_session(tester: ObdClient) -> None:
+    with Elm327Emulator(tester) as emu, Elm327Client(emu.port) as elm:
+        elm.initialize()
+        n = 5 * SKIPPED_LINES_KEPT
+        for i in range(n):
+            assert elm._parse_frames(["7EC03410D2AAAAAAAAA", f"BUS INIT: {i}"], "010D") == {0x7EC: b"\x41\x0d\x2a"}
+        assert elm.skipped_count == n and len(elm.skipped_lines) == SKIPPED_LINES_KEPT
+        assert elm.skipped_lines[-1] == f"BUS INIT: {n - 1}"  # the latest are kept
+        # a peer that never sends CR cannot grow the emulator's command buffer
+        garbage = memoryview(b"X" * 20_000)
+        fd = os.open(emu.port, os.O_WRONLY | os.O_NOCTTY)
+        try:
+            while garbage:
+                garbage = garbage[os.write(fd, garbage):]
+        finally:
+            os.close(fd)
+        deadline = time.monotonic() + 10.0
+        while emu.dropped_bytes < 20_000 - MAX_COMMAND_BYTES and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert emu.dropped_bytes == 20_000 - MAX_COMMAND_BYTES
+        with pytest.raises(DataFormatError, match="did not understand"):
+            elm.command("ATI")  # the garbage's tail and ATI make one command line
+        assert elm.command("ATI") == ["ELM327 v1.5"]
 
 
 def test_silent_port_times_out_with_the_port_named() -> None:

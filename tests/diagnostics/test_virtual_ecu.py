@@ -11,8 +11,10 @@ import pytest
 import udsoncan
 from udsoncan.exceptions import NegativeResponseException, TimeoutException
 
+from edge_assistant.core.errors import ConfigError
 from edge_assistant.core.state import VehicleState
 from edge_assistant.diagnostics.clients import (
+    ISOTP_ERRORS_KEPT,
     DiagnosticTimeout,
     NegativeResponseError,
     ObdClient,
@@ -161,6 +163,26 @@ def test_obd_pending_and_refusals(state, bus) -> None:
             obd.read_pids(0x0C)                                 # functional: ECU stays silent (ISO 14229)
 
 
+@pytest.mark.parametrize(("sid", "call", "named"), [
+    (0x19, lambda obd: obd.read_uds_dtcs_functional(), "service 0x19 ReadDTCInformation, functional 0x7DF"),
+    (0x03, lambda obd: obd.read_dtcs(0x03, ecu=0x7EC), "service 0x03 OBD stored DTCs, ECU 0x7EC"),
+])
+def test_endless_response_pending_is_bounded(state, bus, sid, call, named) -> None:
+    """The ECU answers 7F xx 78 every 2 s for a minute (P2* = 5 s would be renewed each time): the request
+    gives up at max_wait_s with the timeout error naming the service, instead of waiting for the ECU."""
+    stuck = VirtualEcuConfig(**{**BMS.__dict__, "slow_services_s": {sid: 60.0}})
+    cfg = ObdClientConfig(ecus=((0x7E4, 0x7EC),), p2_s=1.0, p2_star_s=5.0, max_wait_s=1.5)
+    with VirtualEcu(stuck, state=state, dtcs=list(DTCS)), ObdClient(bus, cfg) as obd, \
+            pytest.raises(DiagnosticTimeout) as err:
+        call(obd)
+    assert named in str(err.value) and "0x7EC (1x) kept answering 'response pending'" in str(err.value)
+    assert "max_wait_s=1.5" in str(err.value)
+    with pytest.raises(ConfigError, match="max_wait_s"):
+        ObdClientConfig(p2_s=1.0, max_wait_s=0.5)
+    with pytest.raises(ConfigError, match="request_timeout_s"):
+        UdsClientConfig(request_timeout_s=None)  # udsoncan would renew P2* on every 0x78 without end
+
+
 def test_timeout_when_nobody_answers(bus) -> None:
     with ObdClient(bus, ObdClientConfig(ecus=((0x7E0, 0x7E8),), p2_s=0.05)) as obd:
         t0 = time.monotonic()
@@ -170,6 +192,23 @@ def test_timeout_when_nobody_answers(bus) -> None:
     with uds_client(bus, UdsClientConfig(0x7E4, 0x7EC, p2_s=0.05, request_timeout_s=0.3)) as client, \
             pytest.raises(TimeoutException):
         client.tester_present()
+
+
+def test_isotp_errors_are_counted_but_only_the_latest_kept(bus) -> None:
+    """Stray consecutive frames on the response id, for hours: counted, a bounded list of messages."""
+    n = 4 * ISOTP_ERRORS_KEPT
+    garbage = can.Bus(interface="virtual", channel=CHANNEL)
+    try:
+        with ObdClient(bus, ObdClientConfig(ecus=((0x7E0, 0x7E8),))) as obd:
+            for i in range(n):
+                garbage.send(can.Message(arbitration_id=0x7E8, data=bytes([0x21, i, 0, 0, 0, 0, 0, 0]),
+                                         is_extended_id=False))
+            deadline = time.monotonic() + 10.0
+            while obd.isotp_error_count < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert obd.isotp_error_count == n and len(obd.isotp_errors) == ISOTP_ERRORS_KEPT
+    finally:
+        garbage.shutdown()
 
 
 def test_ecu_survives_garbage(ecus, bus) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_assistant.core.errors import ConfigError, DataFormatError
+from edge_assistant.core.errors import ConfigError, DataFormatError, EdgeAssistantError
 from edge_assistant.core.state import VehicleState
 from edge_assistant.gnss.nmea import Fix, NmeaStream, with_checksum
 from edge_assistant.gnss.simulate import RouteScenario, write_nmea
@@ -162,6 +163,64 @@ def test_loop_url_and_stop_is_prompt() -> None:
     src.stop()
     assert time.monotonic() - t0 < 1.5
     assert not any(t.name.startswith("gnss-loop") for t in threading.enumerate())
+
+
+def _readers(port: object) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"gnss-{port}"]
+
+
+def test_stop_that_times_out_never_lets_start_run_a_second_reader(tmp_path: Path, nmea_log: Path) -> None:
+    peer = PtyPeer(tmp_path / "gnss0")
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_consumer(fix: Fix, ts: float) -> None:
+        entered.set()
+        release.wait(10.0)  # a consumer that blocks the reader thread
+
+    src = SerialGnssSource(GnssConfig(str(peer.link), **FAST), on_fix=stuck_consumer).start()
+    try:
+        assert wait_until(lambda: src.stats.connected)
+        peer.send(nmea_log.read_bytes()[:4000])
+        assert entered.wait(5.0)
+        assert src.stop(timeout_s=0.01) is False  # the reader is still inside on_fix
+        with pytest.raises(EdgeAssistantError, match="still stopping"):
+            src.start()
+        assert len(_readers(peer.link)) == 1
+    finally:
+        release.set()
+    assert src.stop(timeout_s=5.0) and not _readers(peer.link)
+    src.start()  # once the old reader has ended, a restart works
+    assert wait_until(lambda: src.stats.connects == 2 and src.stats.connected)
+    assert len(_readers(peer.link)) == 1
+    assert src.stop(timeout_s=5.0)
+    peer.unplug()
+
+
+def test_unexpected_errors_are_counted_and_the_reader_goes_on(tmp_path: Path, nmea_log: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    lines = nmea_log.read_bytes().splitlines(keepends=True)
+    peer = PtyPeer(tmp_path / "gnss0")
+    calls = itertools.count()
+
+    def clock() -> float:  # fails once, as a bug in a consumer-supplied clock would
+        if next(calls) == 0:
+            raise RuntimeError("clock source failed")
+        return time.time()
+
+    src = SerialGnssSource(GnssConfig(str(peer.link), **FAST), clock=clock)
+    with caplog.at_level("ERROR"), src:
+        assert wait_until(lambda: src.stats.connected)
+        peer.send(b"".join(lines[:60]))
+        assert wait_until(lambda: src.stats.unexpected_errors == 1)
+        assert wait_until(lambda: src.stats.connects == 2 and src.stats.connected)  # reopened after back-off
+        before = src.fix_count
+        peer.send(b"".join(lines[60:120]))
+        assert wait_until(lambda: src.fix_count >= before + 4)
+        assert len(_readers(peer.link)) == 1
+    peer.unplug()
+    assert not _readers(peer.link)  # the stop flag still ends it
+    assert "failed unexpectedly" in caplog.text and "clock source failed" in caplog.text
+    assert "RuntimeError" in (src.stats.last_error or "")
 
 
 def test_config_errors_name_the_key() -> None:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import errno
 import socket
+import threading
 import time
 
 import can
 import pytest
 
 from edge_assistant.core.errors import BusError, ConfigError
-from edge_assistant.vehicle.bus import BusConfig, BusReader, open_bus, parse_bus_spec, wait_until
+from edge_assistant.vehicle.bus import (
+    BusConfig,
+    BusReader,
+    open_bus,
+    parse_bus_spec,
+    receive_batch,
+    wait_until,
+)
 
 from .slcan_peer import SlcanPeer
 
@@ -223,19 +231,95 @@ def test_reader_reconnects_after_the_bus_disappears(channel):
 
 
 def test_reader_backs_off_while_the_adapter_cannot_be_opened():
-    calls: list[float] = []
+    calls: list[tuple[float, float]] = []  # (when, the back-off the reader waited before this attempt)
+    six = threading.Event()
 
     def opener():
-        calls.append(time.monotonic())
+        calls.append((time.monotonic(), reader.stats.backoff_s))
+        if len(calls) == 6:
+            six.set()
         raise BusError("slcan:/dev/ttyACM9", "cannot open: no such device")
 
-    reader = BusReader(opener, lambda b: None, backoff_initial_s=0.02, backoff_max_s=0.16).start()
-    time.sleep(0.6)
-    reader.stop()
-    assert 3 <= len(calls) <= 10
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
-    assert gaps[1] > gaps[0] * 1.5  # exponential back-off
+    reader = BusReader(opener, lambda b: None, backoff_initial_s=0.02, backoff_max_s=0.16)
+    reader.start()
+    assert six.wait(10.0)
+    assert reader.stop()
+    waits = [w for _, w in calls[1:6]]
+    assert waits == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.16])  # exponential back-off, capped
+    gaps = [b - a for (a, _), (b, _) in zip(calls, calls[1:6], strict=False)]
+    assert all(g >= 0.95 * w for g, w in zip(gaps, waits, strict=True))  # really waited: no tight loop
+    assert reader.stats.open_failures >= 6
     assert "no such device" in reader.stats.last_error and not reader.stats.connected
+
+
+def test_stop_while_the_adapter_is_opening_does_not_leak_the_bus(channel):
+    """stop() times out while the reader thread is inside the opener; the bus it gets is closed by it."""
+    entered, release = threading.Event(), threading.Event()
+    opened: list = []
+
+    def opener():
+        entered.set()
+        release.wait(10.0)  # a slow adapter (USB enumeration, slcan handshake)
+        opened.append(can.Bus(interface="virtual", channel=channel))
+        return opened[-1]
+
+    reader = BusReader(opener, lambda b: None, poll_s=0.02).start()
+    assert entered.wait(5.0)
+    assert reader.stop(timeout_s=0.01) is False  # the join timed out: the thread is still opening
+    release.set()
+    assert reader.stop(timeout_s=5.0)
+    assert len(opened) == 1 and reader.bus is None and not reader.stats.connected
+    with pytest.raises(can.CanOperationError):
+        opened[0].recv(0)  # closed by the reader thread, not leaked
+
+
+def test_error_frame_storm_cannot_hold_receive_batch(channel):
+    """A batch takes at most max_batch frames, error frames included, so the caller sees its stop flag."""
+    tx = can.Bus(interface="virtual", channel=channel)
+    rx = can.Bus(interface="virtual", channel=channel)
+    try:
+        for _ in range(1000):
+            tx.send(can.Message(is_error_frame=True, arbitration_id=0x004, data=bytes(8)))
+        tx.send(can.Message(arbitration_id=0x123, data=b"\x01"))
+        errors: list = []
+        assert receive_batch(rx, 64, 1.0, errors.append) == []
+        assert len(errors) == 64
+        batches = [receive_batch(rx, 64, 1.0, errors.append) for _ in range(15)]  # 937 left: 14 x 64 + 41
+        assert len(errors) == 1000 and [m.arbitration_id for b in batches for m in b] == [0x123]
+    finally:
+        tx.shutdown()
+        rx.shutdown()
+
+
+def test_frames_before_serial_noise_are_delivered(channel):
+    """A frame, a truncated frame and a frame arrive in one read: the first is delivered, then the noise
+    is counted, then the last frame follows."""
+    peer = SlcanPeer(channel)
+    cfg = parse_bus_spec(f"slcan:{peer.port}@500000")
+    tx = can.Bus(interface="virtual", channel=channel)
+    got: list[int] = []
+    gate = threading.Event()
+
+    def consumer(batch):
+        got.extend(m.arbitration_id for m in batch)
+        gate.wait(5.0)  # hold the reader while the next bytes queue up on the serial line
+
+    reader = BusReader(lambda: open_bus(cfg), consumer, poll_s=0.02).start()
+    try:
+        assert reader.wait_connected(3.0) and wait_until(lambda: peer.is_open, 2.0)
+        tx.send(can.Message(arbitration_id=0x100, data=b"\x01", is_extended_id=False))
+        assert wait_until(lambda: got == [0x100], 2.0)  # the reader now waits in the consumer
+        wire = b"t1231AA\rt12\rt1241BB\r"
+        peer.noise(wire)
+        assert wait_until(lambda: reader.bus.serialPortOrig.in_waiting >= len(wire), 2.0)
+        gate.set()
+        assert wait_until(lambda: len(got) == 3, 2.0)
+        assert got == [0x100, 0x123, 0x124] and reader.stats.serial_noise == 1
+    finally:
+        gate.set()
+        reader.stop()
+        tx.shutdown()
+        peer.close()
 
 
 def test_error_frames_and_bus_off_are_counted_not_passed_on(channel, caplog):
@@ -297,7 +381,7 @@ def test_slcan_noise_is_counted_and_unplug_is_survived(channel, caplog):
         assert [m.arbitration_id for m in got] == [0x123, 0x124]
         peer.unplug()
         assert wait_until(lambda: reader.stats.faults >= 1, 3.0)
-        time.sleep(0.3)  # reopening keeps failing with back-off; the thread is alive
+        assert wait_until(lambda: reader.stats.open_failures >= 2, 5.0)  # reopening keeps failing, with back-off
         assert reader._thread.is_alive() and not reader.stats.connected
         assert "cannot open" in reader.stats.last_error or "receive failed" in reader.stats.last_error
     finally:
@@ -307,13 +391,21 @@ def test_slcan_noise_is_counted_and_unplug_is_survived(channel, caplog):
 
 
 def test_adapter_that_opens_but_always_fails_is_retried_with_back_off(channel):
+    waits: list[float] = []  # the back-off the reader waited before each open
+    five = threading.Event()
+
     def opener():
+        waits.append(reader.stats.backoff_s)
+        if len(waits) == 5:
+            five.set()
         bus = can.Bus(interface="virtual", channel=channel)
         bus.shutdown()  # opens fine, then every receive fails (a half-dead USB adapter)
         return bus
 
-    reader = BusReader(opener, lambda b: None, poll_s=0.01, backoff_initial_s=0.02, backoff_max_s=0.1).start()
-    time.sleep(0.6)
-    reader.stop()
-    assert 3 <= reader.stats.faults <= 15  # retried, but not in a tight loop
+    reader = BusReader(opener, lambda b: None, poll_s=0.01, backoff_initial_s=0.02, backoff_max_s=0.1)
+    reader.start()
+    assert five.wait(10.0)
+    assert reader.stop()
+    assert waits[1:5] == pytest.approx([0.02, 0.04, 0.08, 0.1])  # retried, but not in a tight loop
+    assert reader.stats.faults >= 4 and "receive failed" in reader.stats.last_error
     assert reader._thread is not None and not reader._thread.is_alive()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import can
 import pytest
 
 from edge_assistant.cli import main
 from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
+from edge_assistant.vehicle.bus import wait_until
 from edge_assistant.vehicle.logs import read_log
 
 
@@ -94,6 +94,17 @@ def test_can_replay_cli(demo_log, tmp_path, capsys):
     assert out["frames_sent"] == 1000 and out["bad_lines"] == 1 and out["speed"] == "max"
 
 
+def test_can_replay_cli_plays_past_a_corrupt_time_stamp(tmp_path, capsys):
+    log = tmp_path / "jump.log"
+    log.write_text("(10.000000) can0 100#01\n(10.010000) can0 101#02\n(4000000000.000000) can0 102#03\n"
+                   "(10.020000) can0 103#04\n(10.030000) can0 104#05\n", encoding="ascii")
+    assert main(["can", "replay", str(log), "--channel", "replay-jump", "--max-gap", "1", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["frames_sent"] == 5 and out["discontinuities"] == 2 and out["bad_timestamps"] == 0
+    assert main(["can", "replay", str(log), "--max-gap", "0"]) == 1
+    assert "--max-gap" in capsys.readouterr().err
+
+
 def test_can_replay_missing_file(tmp_path, capsys):
     assert main(["can", "replay", str(tmp_path / "none.log"), "--speed", "max"]) == 1
     assert "none.log" in capsys.readouterr().err
@@ -105,9 +116,10 @@ def test_can_record_cli(tmp_path, channel, capsys):
     t = threading.Thread(target=lambda: result.append(main([
         "can", "record", "--interface", "virtual", "--channel", channel, "-o", str(out), "--max-frames", "100",
         "--duration", "10", "--json", "-"])))
-    t.start()
     tx = can.Bus(interface="virtual", channel=channel)
-    time.sleep(0.5)  # let the recorder open its bus
+    t.start()
+    # the recorder opens its bus before it starts its reader thread: once that runs, no frame is missed
+    assert wait_until(lambda: any(th.name == f"bus-reader-virtual:{channel}" for th in threading.enumerate()), 10.0)
     sent = [can.Message(arbitration_id=0x100 + i, data=bytes([i, i]), is_extended_id=i % 2 == 1) for i in range(120)]
     for m in sent:
         tx.send(m)
