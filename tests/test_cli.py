@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from edge_assistant.cli import build_parser, main
@@ -30,3 +33,24 @@ def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) ->
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage:" in capsys.readouterr().out
+
+
+def test_streaming_output_to_a_closed_pipe_exits_quietly(tmp_path) -> None:
+    """`edge-assistant vehicle watch --json | head -1`: exit 141 (128 + SIGPIPE), no traceback."""
+    from edge_assistant.vehicle import DEMO_DBC
+
+    err = tmp_path / "stderr.txt"
+    with open(err, "wb") as err_fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_assistant", "vehicle", "watch", "--dbc", str(DEMO_DBC),
+             "--bus", "virtual:broken-pipe-test", "--json", "--refresh-s", "0.01", "--duration", "60"],
+            stdout=subprocess.PIPE, stderr=err_fh)
+        first = proc.stdout.readline()  # the reader takes one line, then goes away like `head -1`
+        proc.stdout.close()
+        try:
+            rc = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert first.startswith(b"{")
+    assert rc == 141, err.read_text()
+    assert "Traceback" not in err.read_text() and "BrokenPipe" not in err.read_text()

@@ -19,6 +19,14 @@ Rules:
 * **Formats.** WAV (any PCM/float subtype libsndfile reads) and FLAC. Anything else, a file that
   fails to decode part-way, or a file without samples raises :class:`AudioFileError` naming the
   file and what was expected. Nothing is guessed.
+* **Size.** A file longer than ``max_duration_s`` (default :data:`MAX_DURATION_S`, 30 minutes; the
+  header is checked before any sample is decoded) raises :class:`AudioFileError`. Channels are
+  downmixed block by block, so memory is about ``duration x rate x 4`` bytes (346 MB for 30 min at
+  48 kHz) whatever the channel count.
+* **NaN and infinity.** Float files holding NaN or +-inf samples raise :class:`AudioFileError` naming
+  the file and the first such sample; :func:`to_int16` raises :class:`DataFormatError` (a
+  ``ValueError``) for them, since they have no PCM value and would otherwise become arbitrary
+  integers.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_assistant.core.errors import AudioFileError
+from edge_assistant.core.errors import AudioFileError, DataFormatError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,9 @@ TARGET_RATE_HZ = 16000
 SUPPORTED_RATES_HZ: tuple[int, ...] = (8000, 16000, 22050, 44100, 48000)
 #: File extensions :func:`iter_audio_files` picks up (lower case).
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+#: Longest file :func:`read_audio` decodes by default (its ``max_duration_s``): 30 minutes.
+MAX_DURATION_S = 1800.0
+_BLOCK_SAMPLES = 1 << 18  # samples (all channels) decoded at a time: 1 MiB of float32
 _FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "FLAC": "FLAC"}
 
 
@@ -76,19 +87,19 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(str(p), fmt, str(info.subtype), int(info.samplerate), int(info.channels), int(info.frames))
 
 
-def read_audio(path: str | Path, dtype: str = "float32", target_rate_hz: int = TARGET_RATE_HZ) -> np.ndarray:
+def read_audio(path: str | Path, dtype: str = "float32", target_rate_hz: int = TARGET_RATE_HZ,
+               max_duration_s: float = MAX_DURATION_S) -> np.ndarray:
     """Decode ``path`` into a 1-D mono array at ``target_rate_hz`` (only 16000 is supported).
 
     ``dtype`` is ``"float32"`` (full scale = 1.0) or ``"int16"`` (PCM; float sources are scaled by
-    32768 and saturated). Raises :class:`AudioFileError` for a missing, damaged, empty or
-    unsupported file; the message names the file and what was expected.
+    32768 and saturated). Raises :class:`AudioFileError` for a missing, damaged, empty, unsupported
+    or too long file (over ``max_duration_s``) and for NaN/infinite samples; the message names the
+    file and what was expected.
     """
     if dtype not in ("float32", "int16"):
         raise ValueError(f"dtype must be 'float32' or 'int16', not {dtype!r}")
     if target_rate_hz != TARGET_RATE_HZ:
         raise ValueError(f"target_rate_hz must be {TARGET_RATE_HZ}")
-    import soundfile as sf
-
     info = audio_info(path)
     if info.sample_rate_hz not in SUPPORTED_RATES_HZ:
         raise AudioFileError(
@@ -98,26 +109,52 @@ def read_audio(path: str | Path, dtype: str = "float32", target_rate_hz: int = T
         )
     if info.frames <= 0:
         raise AudioFileError(path, "contains no audio samples; expected at least one")
-    # Read exact int16 when nothing has to be computed on the samples, float32 otherwise.
-    exact_int16 = dtype == "int16" and info.channels == 1 and info.sample_rate_hz == TARGET_RATE_HZ
-    read_dtype = "int16" if exact_int16 else "float32"
+    if info.duration_s > max_duration_s:
+        raise AudioFileError(path, f"is {info.duration_s:.1f} s long; at most {max_duration_s:g} s are read "
+                                   "(max_duration_s)")
+    # Read exact int16 when nothing has to be computed on the samples, float32 otherwise (float files
+    # too: libsndfile would turn NaN into an arbitrary integer).
+    exact_int16 = dtype == "int16" and info.channels == 1 and info.sample_rate_hz == TARGET_RATE_HZ \
+        and info.subtype not in ("FLOAT", "DOUBLE")
+    mono = _decode_mono(path, info, "int16" if exact_int16 else "float32")
+    if exact_int16:
+        return mono
+    bad = _first_non_finite(mono)
+    if bad is not None:
+        raise AudioFileError(path, f"sample {bad} ({bad / info.sample_rate_hz:.3f} s) is {mono[bad]}; "
+                                   "expected finite samples")
+    if info.sample_rate_hz != TARGET_RATE_HZ:
+        mono = _resample(mono, info.sample_rate_hz, path)
+    return to_int16(mono) if dtype == "int16" else mono
+
+
+def _decode_mono(path: str | Path, info: AudioInfo, dtype: str) -> np.ndarray:
+    """All samples downmixed to mono at the file's rate, decoded in blocks of :data:`_BLOCK_SAMPLES`."""
+    import soundfile as sf
+
+    out = np.empty(info.frames, dtype=dtype)
+    n = 0
     try:
-        data, rate = sf.read(str(path), dtype=read_dtype, always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(max(1, _BLOCK_SAMPLES // info.channels), dtype=dtype, always_2d=True):
+                block = block[: info.frames - n]
+                out[n:n + len(block)] = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
+                n += len(block)
+                if n == info.frames:
+                    break
     except Exception as exc:
         raise AudioFileError(path, f"damaged: decoding failed ({_reason(exc)}); expected a valid {info.format} stream") from exc
-    if data.shape[0] == 0:
+    if n == 0:
         raise AudioFileError(path, "contains no audio samples; expected at least one")
-    if data.shape[0] < info.frames:
-        raise AudioFileError(
-            path, f"truncated: header says {info.frames} samples, only {data.shape[0]} could be decoded"
-        )
-    if exact_int16:
-        return np.ascontiguousarray(data[:, 0])
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if rate != TARGET_RATE_HZ:
-        mono = _resample(mono, int(rate), path)
-    return to_int16(mono) if dtype == "int16" else mono
+    if n < info.frames:
+        raise AudioFileError(path, f"truncated: header says {info.frames} samples, only {n} could be decoded")
+    return out
+
+
+def _first_non_finite(x: np.ndarray) -> int | None:
+    """Flat index of the first NaN or +-inf in ``x`` (None when all are finite)."""
+    finite = np.isfinite(x)
+    return None if finite.all() else int(np.argmin(finite.ravel()))
 
 
 def _resample(x: np.ndarray, rate_hz: int, path: str | Path) -> np.ndarray:
@@ -132,8 +169,17 @@ def _resample(x: np.ndarray, rate_hz: int, path: str | Path) -> np.ndarray:
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
-    """float in [-1, 1) to int16 PCM: scale by 32768, round to nearest, saturate."""
-    y = np.rint(np.asarray(x, dtype=np.float32) * 32768.0)
+    """float in [-1, 1) to int16 PCM: scale by 32768, round to nearest, saturate.
+
+    NaN and +-inf have no PCM value: they raise :class:`DataFormatError` (a ``ValueError``) naming the
+    first such sample.
+    """
+    x = np.asarray(x)
+    bad = _first_non_finite(x)
+    if bad is not None:
+        raise DataFormatError(f"sample {bad}", f"value {x.flat[bad]} is not finite; expected float samples in [-1, 1)")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes +-inf, then saturates
+        y = np.rint(np.asarray(x, dtype=np.float32) * 32768.0)
     return np.clip(y, -32768, 32767).astype(np.int16)
 
 
@@ -166,6 +212,7 @@ def _reason(exc: BaseException) -> str:
 __all__ = [
     "AudioInfo",
     "AUDIO_EXTENSIONS",
+    "MAX_DURATION_S",
     "SUPPORTED_RATES_HZ",
     "TARGET_RATE_HZ",
     "audio_info",

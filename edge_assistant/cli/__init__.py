@@ -5,6 +5,11 @@ subcommand ``foo``; a module ``GROUP_foo.py`` for a GROUP in ``GROUPS`` (bench, 
 diag) adds ``GROUP foo``. ``register`` calls
 ``parser.set_defaults(func=run)`` where ``run(args) -> int`` is the exit status. Modules keep heavy
 imports inside ``run`` so that ``--help`` stays fast.
+
+Exit status: what ``run`` returns; 1 for an :class:`EdgeAssistantError` (its message on stderr); 130 on
+Ctrl-C; 141 (128 + SIGPIPE, what a shell reports for ``cat`` or ``yes`` in the same place) when the
+reader of stdout goes away, e.g. ``edge-assistant vehicle watch --json | head``: the command stops
+quietly, without a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -19,6 +25,9 @@ from edge_assistant import __version__
 from edge_assistant.core.errors import EdgeAssistantError
 
 log = logging.getLogger(__name__)
+
+#: Exit status when stdout's reader went away: 128 + SIGPIPE, as for a process the signal ended.
+EXIT_BROKEN_PIPE = 141
 
 
 #: Command groups: ``GROUP_name.py`` modules register under ``edge-assistant GROUP name``.
@@ -74,9 +83,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # buffered output to a reader that went away fails here, not at exit
+        return status
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
     except EdgeAssistantError as exc:
         print(f"edge-assistant: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again (Python docs, 'SIGPIPE')."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced or closed stdout (tests, embedding)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -180,14 +180,22 @@ def structure(code: str) -> CodeStructure:
 
 def _load_json(path: Path | str, label: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise DataFormatError(str(path), f"cannot read {label}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(str(path), f"byte 0x{raw[exc.start]:02X} at offset {exc.start} is not UTF-8; "
+                                         f"expected a UTF-8 JSON {label}") from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"{path}:{exc.lineno}", f"{label} is not valid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise DataFormatError(str(path), f"{label} is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("codes"), dict):
         raise DataFormatError(str(path), f"{label} needs an object with a 'codes' object")
+    if not isinstance(data.get("modules", {}), dict):
+        raise DataFormatError(f"{path}: modules", "must be an object of response id -> module name")
     for key, entry in data["codes"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("title"), str):
             raise DataFormatError(f"{path}: codes.{key}", "each code needs at least a 'title' string")

@@ -4,11 +4,17 @@ Live traffic goes through can-isotp's stacks (``clients.py``, ``virtual_ecu.py``
 one to send flow control to, so this module only *listens*: single frames and first + consecutive frames
 are joined per CAN id; flow-control frames are noted and skipped. Protocol violations raise
 ``DataFormatError`` naming the frame (id, time, bytes); the reassembler resets that id and goes on.
+
+Memory is bounded: a first frame may announce at most :data:`MAX_MESSAGE_BYTES` (the 12-bit length of
+classic CAN; the 32-bit escape is read but held to the same cap unless ``max_message_bytes`` is raised),
+and a partial message whose last frame is more than N_Cr old in log time expires (counted in
+``expired_messages``), so abandoned messages do not pile up.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -20,6 +26,8 @@ PCI_SINGLE = 0
 PCI_FIRST = 1
 PCI_CONSECUTIVE = 2
 PCI_FLOW_CONTROL = 3
+#: Longest message reassembled by default: 4095 bytes, the 12-bit FF_DL of classic CAN (what ``segment`` makes).
+MAX_MESSAGE_BYTES = 4095
 
 
 @dataclass(frozen=True)
@@ -49,29 +57,39 @@ def _where(arb_id: int, t_s: float, data: bytes) -> str:
 class IsoTpReassembler:
     """Joins classic-CAN ISO-TP frames per arbitration id.
 
-    ``consecutive_timeout_s`` is N_Cr: a gap longer than this between frames of one message aborts it.
+    ``consecutive_timeout_s`` is N_Cr: a gap longer than this between frames of one message aborts it,
+    and any unfinished message whose last frame is older than this (in log time) expires.
     ``ids`` limits reassembly to these ids (None: every id whose frames parse as ISO-TP).
+    ``max_message_bytes`` is the longest length a first frame may announce.
     """
 
     consecutive_timeout_s: float = 1.0
     ids: frozenset[int] | None = None
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     _partials: dict[int, _Partial] = field(default_factory=dict)
     flow_control_frames: int = 0
+    expired_messages: int = 0  # unfinished messages dropped after N_Cr without a frame
 
     def feed(self, arbitration_id: int, data: bytes, timestamp_s: float) -> IsoTpPdu | None:
         """Feed one frame; returns a complete PDU or None. Raises DataFormatError on a violation."""
         if self.ids is not None and arbitration_id not in self.ids:
             return None
-        if not data:
-            raise DataFormatError(_where(arbitration_id, timestamp_s, data), "empty frame, no ISO-TP PCI byte")
-        pci = data[0] >> 4
         where = _where(arbitration_id, timestamp_s, data)
+        if not data:
+            raise DataFormatError(where, "empty frame, no ISO-TP PCI byte")
+        if not math.isfinite(timestamp_s):
+            raise DataFormatError(where, "time stamp is not a finite number of seconds")
+        pci = data[0] >> 4
         partial = self._partials.get(arbitration_id)
         if partial is not None and timestamp_s - partial.last_s > self.consecutive_timeout_s \
                 and pci == PCI_CONSECUTIVE:
             del self._partials[arbitration_id]
+            self.expired_messages += 1
             raise DataFormatError(where, f"consecutive frame {timestamp_s - partial.last_s:.3f}s after the "
                                          f"previous one (N_Cr {self.consecutive_timeout_s}s); message dropped")
+        if self._partials:
+            self._expire(timestamp_s)
+            partial = self._partials.get(arbitration_id)
         if pci == PCI_SINGLE:
             if partial is not None:
                 del self._partials[arbitration_id]
@@ -94,6 +112,9 @@ class IsoTpReassembler:
                 length, start = int.from_bytes(data[2:6], "big"), 6
             if length <= 7:
                 raise DataFormatError(where, f"first frame announces {length} bytes, which fits a single frame")
+            if length > self.max_message_bytes:
+                raise DataFormatError(where, f"first frame announces {length} bytes; at most "
+                                             f"{self.max_message_bytes} are reassembled")
             if partial is not None:
                 log.warning("%s: new first frame before the previous message ended; previous dropped", where)
             self._partials[arbitration_id] = _Partial(length, bytearray(data[start:]), 1, timestamp_s, 1)
@@ -120,6 +141,16 @@ class IsoTpReassembler:
             self.flow_control_frames += 1
             return None
         raise DataFormatError(where, f"PCI type {pci} is not ISO-TP (0 SF, 1 FF, 2 CF, 3 FC)")
+
+    def _expire(self, now_s: float) -> None:
+        """Drop unfinished messages whose last frame is more than N_Cr before ``now_s``."""
+        for arb_id, p in list(self._partials.items()):
+            if now_s - p.last_s > self.consecutive_timeout_s:
+                del self._partials[arb_id]
+                self.expired_messages += 1
+                log.warning("id 0x%03X: multi-frame message expired at t=%.6fs, no frame for over N_Cr %ss "
+                            "(%d of %d bytes); dropped", arb_id, now_s, self.consecutive_timeout_s, len(p.data),
+                            p.expected_len)
 
     @property
     def open_messages(self) -> dict[int, int]:

@@ -219,6 +219,9 @@ def decode_frames(frames: Iterable[tuple[int, bytes, float]], ecu_names: dict[in
             dec.feed(pdu)
     for arb_id, n in reasm.open_messages.items():
         dec.report.errors.append(f"id 0x{arb_id:03X}: multi-frame message unfinished at end of log ({n} bytes)")
+    if reasm.expired_messages:
+        dec.report.errors.append(f"{reasm.expired_messages} multi-frame message(s) expired: no frame for over "
+                                 f"N_Cr {consecutive_timeout_s} s")
     return dec.report
 
 

@@ -257,6 +257,9 @@ def parse_sentence(line: str | bytes, where: str = "<nmea>", require_checksum: b
     text = line.strip()
     if not text:
         raise DataFormatError(where, "empty line")
+    if not text.isascii():
+        col = next(i for i, ch in enumerate(text) if not ch.isascii())
+        raise DataFormatError(where, f"non-ASCII character {text[col]!r} at column {col}")
     if len(text) > MAX_LINE_CHARS:
         raise DataFormatError(where, f"line of {len(text)} characters; an NMEA sentence has at most 82")
     if text[0] != "$":

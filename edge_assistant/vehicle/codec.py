@@ -14,16 +14,20 @@ own ``Message.decode`` so every DBC still decodes correctly.
 Bad input never raises: unknown ids, frames shorter or longer than the DBC says (the signals that fit
 are decoded), out-of-range values (dropped: sentinels such as 0xFF "not available" must not become
 readings), multiplexer values the DBC does not define and undecodable frames are counted in
-:class:`DecodeStats` and warned about once per frame id.
+:class:`DecodeStats` and warned about once per frame id. A DBC is checked once, when the decoder is
+built: a signal whose scale, offset or limits are not finite (``1e999``) raises ``DataFormatError``
+naming the DBC, message and signal.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from edge_assistant.core.errors import DataFormatError
 from edge_assistant.core.state import VehicleState
 from edge_assistant.vehicle.dbc import LoadedDbc
 from edge_assistant.vehicle.vss import VssMapping, VssSignalMap
@@ -114,6 +118,17 @@ def _signal_tuple(sig, length: int, key: str | None, vmap: VssSignalMap | None, 
             _decimals(sig.scale, sig.offset), dbc_range)
 
 
+def _check_finite(dbc_path: str, message) -> None:
+    """Refuse a signal whose scale, offset or limits are inf/NaN (``1e999`` in a DBC): they would be
+    pasted into the generated decoder as ``inf``/``nan`` and could never decode a value."""
+    for sig in message.signals:
+        for what in ("scale", "offset", "minimum", "maximum"):
+            value = getattr(sig, what)
+            if value is not None and not math.isfinite(value):
+                raise DataFormatError(f"{dbc_path}: message {message.name} (0x{message.frame_id:X}) signal {sig.name}",
+                                      f"{what} is {value}; expected a finite number")
+
+
 def _decimals(scale: float, offset: float) -> int:
     """Decimal places of the physical value's resolution (0.1 -> 1), so 12.6 does not read 12.600000000000001."""
     for d in range(10):
@@ -149,6 +164,7 @@ class FrameDecoder:
         messages = {}
         for d in dbcs:
             for m in d.database.messages:
+                _check_finite(d.path, m)
                 k = frame_key(m.frame_id, m.is_extended_frame)
                 if k in messages:
                     log.warning("%s: frame %s (%s) already defined by an earlier DBC; keeping the first",

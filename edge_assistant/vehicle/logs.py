@@ -11,13 +11,21 @@ Formats, chosen by suffix (and, for ``.csv``, by the header line):
   'edge-assistant[mdf]'``).
 
 Truncated or garbage lines in the text formats we parse ourselves are skipped with a warning naming
-``file:line`` and counted in :class:`LogStats`; reading goes on. A python-can reader that fails mid-file
-stops that file with a :class:`DataFormatError` naming it.
+``file:line`` and counted in :class:`LogStats`; reading goes on. Time stamps must be plain decimal numbers
+(no ``inf``/``nan``, no sign), ids plain hex digits that fit 11 bits (3 digits) or 29 bits (8 digits, plus
+SocketCAN's error flag). Frames that python-can's readers return with an impossible time stamp or id are
+skipped and counted the same way (named by frame index). A python-can reader that fails mid-file stops
+that file with a :class:`DataFormatError` naming it.
+
+No line longer than :data:`MAX_LINE_CHARS` is read into memory: such a line (a binary file, a file
+without newlines) stops the file with a :class:`DataFormatError` naming ``file:line``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +40,14 @@ MAX_WARNINGS_PER_FILE = 10
 #: SocketCAN's error-frame flag in a candump id (``20000004#...``: error class 0x004, controller problem).
 CAN_ERR_FLAG = 0x20000000
 
+#: Longest text-log line read. A CAN FD candump line is under 200 characters and a 64-byte GVRET row
+#: under 300; anything longer is not a CAN log line (or the file has no newlines).
+MAX_LINE_CHARS = 4096
+
+_TIMESTAMP_RE = re.compile(r"\d{1,20}(?:\.\d{1,12})?")  # always finite; no sign, inf, nan or exponent
+_HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+_TEXT_SUFFIXES = (".asc", ".trc", ".csv")  # python-can formats read line by line
+
 
 @dataclass
 class LogStats:
@@ -42,9 +58,10 @@ class LogStats:
     bad_lines: int = 0
     first_errors: list[str] = field(default_factory=list)
 
-    def bad(self, lineno: int, reason: str) -> None:
+    def bad(self, lineno: int | str, reason: str) -> None:
+        """Count one skipped line (``lineno``) or frame (a text such as ``"frame 12"``)."""
         self.bad_lines += 1
-        where = f"{self.path}:{lineno}"
+        where = f"{self.path}:{lineno}" if isinstance(lineno, int) else f"{self.path} ({lineno})"
         if self.bad_lines <= MAX_WARNINGS_PER_FILE:
             log.warning("%s: skipped: %s", where, reason)
             self.first_errors.append(f"{where}: {reason}")
@@ -52,12 +69,40 @@ class LogStats:
             log.warning("%s: more bad lines; counting without warning", self.path)
 
 
+def _lines(fh, path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(lineno, line)`` of a text file; a line longer than :data:`MAX_LINE_CHARS` raises DataFormatError."""
+    lineno = 1
+    while line := fh.readline(MAX_LINE_CHARS + 1):
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            raise DataFormatError(f"{path}:{lineno}", f"line longer than {MAX_LINE_CHARS} characters; expected "
+                                                      "one CAN frame per line (binary file or no newlines?)")
+        yield lineno, line
+        lineno += 1
+
+
+def _timestamp(text: str) -> float:
+    if not _TIMESTAMP_RE.fullmatch(text):
+        raise ValueError(f"time stamp {text[:30]!r} must be a plain decimal number of seconds")
+    return float(text)
+
+
+def _hex(text: str, what: str) -> int:
+    if not _HEX_RE.fullmatch(text):
+        raise ValueError(f"{what} {text[:30]!r} must be hex digits")
+    return int(text, 16)
+
+
+def _check_id(arb: int, ext: bool) -> None:
+    if arb > (0x1FFFFFFF if ext else 0x7FF):
+        raise ValueError(f"{29 if ext else 11}-bit id 0x{arb:X} out of range")
+
+
 def _parse_candump_line(line: str):
     """Parse one candump -L line; returns (ts, channel, id, ext, data, remote, fd, brs, esi) or raises."""
     if not line.startswith("("):
         raise ValueError("expected '(timestamp) interface frame'")
     close = line.index(")")
-    ts = float(line[1:close])
+    ts = _timestamp(line[1:close])
     parts = line[close + 1:].split()
     if len(parts) < 2:
         raise ValueError("missing interface or frame")
@@ -66,13 +111,14 @@ def _parse_candump_line(line: str):
     can_id = frame[:hash_at]
     if not can_id or len(can_id) not in (3, 8):
         raise ValueError(f"CAN id {can_id!r} must have 3 (11-bit) or 8 (29-bit) hex digits")
-    arb = int(can_id, 16)
+    arb = _hex(can_id, "CAN id")
     ext = len(can_id) == 8
+    _check_id(arb & ~CAN_ERR_FLAG if ext else arb, ext)  # 8 digits: 29 bits, or the error flag + error class
     body = frame[hash_at + 1:]
     remote = fd = brs = esi = False
     if body.startswith("#"):  # CAN FD: ##<flags><data>
         fd = True
-        flags = int(body[1], 16)
+        flags = _hex(body[1:2], "CAN FD flags")
         brs, esi = bool(flags & 1), bool(flags & 2)
         body = body[2:]
     elif body.startswith(("R", "r")):
@@ -83,8 +129,6 @@ def _parse_candump_line(line: str):
     data = bytes.fromhex(body)
     if len(data) > (64 if fd else 8):
         raise ValueError(f"{len(data)} data bytes is too long for a {'CAN FD' if fd else 'classic CAN'} frame")
-    if not ext and arb > 0x7FF:
-        raise ValueError(f"11-bit id 0x{arb:X} out of range")
     return ts, channel, arb, ext, data, remote, fd, brs, esi
 
 
@@ -96,7 +140,7 @@ def read_candump(path: str | Path, stats: LogStats | None = None) -> Iterator:
 
     Message = can.Message
     with open(path, encoding="ascii", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in _lines(fh, path):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -126,7 +170,8 @@ def read_gvret_csv(path: str | Path, stats: LogStats | None = None) -> Iterator:
 
     Message = can.Message
     with open(path, encoding="ascii", errors="replace") as fh:
-        header = fh.readline().strip().lower().split(",")
+        lines = _lines(fh, path)
+        header = next(lines, (1, ""))[1].strip().lower().split(",")
         cols = {name.strip(): i for i, name in enumerate(header)}
         missing = [c for c in _GVRET_REQUIRED if c not in cols]
         if missing:
@@ -135,25 +180,27 @@ def read_gvret_csv(path: str | Path, stats: LogStats | None = None) -> Iterator:
         i_bus = cols.get("bus")
         i_dir = cols.get("dir")
         i_d1 = cols.get("d1", i_len + 1)
-        for lineno, line in enumerate(fh, 2):
+        for lineno, line in lines:
             line = line.strip()
             if not line:
                 continue
             f = line.split(",")
             try:
                 raw_ts = f[i_ts]
-                ts = float(raw_ts) if "." in raw_ts else int(raw_ts) / 1e6  # SavvyCAN: integer microseconds
-                arb = int(f[i_id], 16)
+                ts = _timestamp(raw_ts) / (1.0 if "." in raw_ts else 1e6)  # SavvyCAN: integer microseconds
+                arb = _hex(f[i_id], "ID")
                 ext = f[i_ext].strip().lower() in ("true", "1")
+                _check_id(arb, ext)
                 dlc = int(f[i_len])
                 if not 0 <= dlc <= 64:
                     raise ValueError(f"LEN {dlc} out of range")
                 fields = f[i_d1:i_d1 + dlc]
                 if len(fields) < dlc:
                     raise ValueError(f"LEN {dlc} but {len(fields)} data bytes (truncated line?)")
-                data = bytes(int(b, 16) for b in fields)
-                if not ext and arb > 0x7FF:
-                    raise ValueError(f"11-bit id 0x{arb:X} out of range")
+                digits = "".join(b.rjust(2, "0") for b in fields)
+                data = bytes.fromhex(digits) if len(digits) == 2 * dlc else b""
+                if len(data) != dlc:
+                    raise ValueError(f"data bytes {fields} must be 1-2 hex digits each")
             except (ValueError, IndexError) as exc:
                 stats.bad(lineno, f"{exc} in {line[:60]!r}")
                 continue
@@ -164,10 +211,42 @@ def read_gvret_csv(path: str | Path, stats: LogStats | None = None) -> Iterator:
                           check=False)
 
 
+def _check_line_lengths(path: Path) -> None:
+    """Raise DataFormatError naming ``file:line`` at the first line over :data:`MAX_LINE_CHARS` bytes.
+
+    python-can's text readers read whole lines; this pass, in 64 KiB chunks, keeps a file without
+    newlines from being read into memory as one line.
+    """
+    lineno, run = 1, 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 16):
+            lengths = [len(part) for part in chunk.split(b"\n")]
+            lengths[0] += run
+            if max(lengths) > MAX_LINE_CHARS:
+                lineno += next(i for i, n in enumerate(lengths) if n > MAX_LINE_CHARS)
+                raise DataFormatError(f"{path}:{lineno}", f"line longer than {MAX_LINE_CHARS} characters; "
+                                                          "expected one CAN frame per line")
+            lineno += len(lengths) - 1
+            run = lengths[-1]
+
+
+def _frame_problem(msg) -> str | None:
+    """Why a frame from a python-can reader cannot be real (None when it can)."""
+    if not math.isfinite(msg.timestamp):
+        return f"time stamp {msg.timestamp} is not finite"
+    if not 0 <= msg.arbitration_id <= (0x1FFFFFFF if msg.is_extended_id else 0x7FF):
+        return f"{29 if msg.is_extended_id else 11}-bit id 0x{msg.arbitration_id:X} out of range"
+    if len(msg.data) > 64:
+        return f"{len(msg.data)} data bytes (at most 64)"
+    return None
+
+
 def _python_can_reader(path: Path, stats: LogStats) -> Iterator:
     import can
 
     stats.path = str(path)
+    if path.suffix.lower() in _TEXT_SUFFIXES:
+        _check_line_lengths(path)
     if path.suffix.lower() in (".mf4", ".mdf"):
         try:
             import asammdf  # noqa: F401 - python-can's MF4 reader needs it
@@ -180,6 +259,7 @@ def _python_can_reader(path: Path, stats: LogStats) -> Iterator:
         raise DataFormatError(str(path), f"python-can cannot open this log: {exc}") from exc
     with reader:
         it = iter(reader)
+        n = 0
         while True:
             try:
                 msg = next(it)
@@ -187,6 +267,11 @@ def _python_can_reader(path: Path, stats: LogStats) -> Iterator:
                 return
             except Exception as exc:  # readers raise many types on corrupt input; report and stop this file
                 raise DataFormatError(f"{path} (after frame {stats.frames})", f"corrupt log: {exc}") from exc
+            n += 1
+            problem = _frame_problem(msg)
+            if problem is not None:
+                stats.bad(f"frame {n}", problem)
+                continue
             stats.frames += 1
             yield msg
 
@@ -200,7 +285,7 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".csv":
         try:
             with open(p, encoding="ascii", errors="replace") as fh:
-                first = fh.readline().lower()
+                first = fh.readline(MAX_LINE_CHARS).lower()
         except OSError as exc:
             raise DataFormatError(str(p), f"cannot read: {exc.strerror or exc}") from exc
         return "gvret" if first.startswith("time stamp") else "python-can"

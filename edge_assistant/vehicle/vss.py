@@ -30,6 +30,7 @@ several VSS paths (e.g. a charge-state enum -> ``IsCharging`` and ``IsChargingCa
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,8 +95,10 @@ def parse_mapping(data: object, source: str = "<mapping>") -> VssMapping:
         try:
             scale = float(e.get("scale", 1.0))
             offset = float(e.get("offset", 0.0))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"{where}: keys 'scale'/'offset' must be numbers") from exc
+        if not (math.isfinite(scale) and math.isfinite(offset)):
+            raise ConfigError(f"{where}: keys 'scale'/'offset' must be finite numbers, got {scale}, {offset}")
         enum = e.get("enum", {})
         if not isinstance(enum, dict):
             raise ConfigError(f"{where}: key 'enum' must be an object mapping DBC values to VSS values")
@@ -109,14 +112,19 @@ def parse_mapping(data: object, source: str = "<mapping>") -> VssMapping:
 
 
 def load_mapping(path: str | Path) -> VssMapping:
-    """Read a mapping JSON file."""
+    """Read a mapping JSON file (UTF-8)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read VSS mapping: {exc.strerror or exc}") from exc
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(str(p), f"byte 0x{raw[exc.start]:02X} at offset {exc.start} is not UTF-8; "
+                                      "expected a UTF-8 JSON mapping") from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"{p}:{exc.lineno}", f"not valid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise DataFormatError(str(p), "JSON nested too deeply; expected a mapping object") from None
     return parse_mapping(data, str(p))

@@ -172,6 +172,10 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
             raise ModelFileError(manifest_path, f"key {key!r} is missing")
         return data[key]
 
+    file = data.get("file")
+    if file is not None and not _inside_folder(file):
+        raise ModelFileError(manifest_path, f"key 'file' is {file!r}; expected a file name inside the manifest's "
+                                            "folder (not an absolute path, no '..')")
     mtype = need("type")
     if mtype not in KNOWN_TYPES:
         raise ModelFileError(manifest_path, f"key 'type' is {mtype!r}; expected one of {', '.join(KNOWN_TYPES)}")
@@ -200,8 +204,16 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
             description=str(data.get("description", "")),
             source=source,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(manifest_path, f"bad value: {exc}") from exc
+
+
+def _inside_folder(file: object) -> bool:
+    """True for a relative path that stays inside its folder: not absolute, no '..', no NUL byte."""
+    if not isinstance(file, str) or "\x00" in file:
+        return False
+    p = Path(file)
+    return bool(p.parts) and not p.is_absolute() and ".." not in p.parts
 
 
 def manifest_to_dict(m: ModelManifest) -> dict[str, Any]:
@@ -226,7 +238,7 @@ def manifest_to_dict(m: ModelManifest) -> dict[str, Any]:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
         raise ModelFileError(path, f"manifest is not valid JSON ({_first_line(exc)})") from exc
     if not isinstance(data, dict):
         raise ModelFileError(path, "manifest must be a JSON object")

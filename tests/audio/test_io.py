@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge_assistant.audio.io import audio_info, iter_audio_files, read_audio, to_float32, to_int16
-from edge_assistant.core.errors import AudioFileError
+from edge_assistant.audio.io import (
+    MAX_DURATION_S,
+    audio_info,
+    iter_audio_files,
+    read_audio,
+    to_float32,
+    to_int16,
+)
+from edge_assistant.core.errors import AudioFileError, DataFormatError
 
 
 def _tone(rate: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
@@ -134,3 +141,36 @@ def test_int16_float_round_trip() -> None:
     x = np.array([-32768, -1, 0, 1, 32767], np.int16)
     assert np.array_equal(to_int16(to_float32(x)), x)
     assert to_int16(np.array([1.5, -1.5], np.float32)).tolist() == [32767, -32768]
+
+
+def test_files_longer_than_the_limit_are_refused_before_decoding(tmp_path: Path) -> None:
+    p = tmp_path / "long.wav"
+    sf.write(p, np.zeros(3 * 16000, np.int16), 16000, subtype="PCM_16")
+    with pytest.raises(AudioFileError, match=r"is 3.0 s long; at most 2 s") as exc:
+        read_audio(p, max_duration_s=2.0)
+    assert exc.value.path == str(p)
+    assert len(read_audio(p, max_duration_s=3.0)) == 3 * 16000
+    assert MAX_DURATION_S == 1800.0  # the documented default
+
+
+def test_many_channels_are_downmixed_block_by_block(tmp_path: Path) -> None:
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, (300_000, 6)).astype(np.float32)  # > one decode block
+    p = tmp_path / "six.wav"
+    sf.write(p, x, 16000, subtype="FLOAT")
+    assert np.allclose(read_audio(p), x.mean(axis=1), atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_named_not_turned_into_pcm(tmp_path: Path, bad: float) -> None:
+    x = _tone(16000, 0.5)
+    x[1234] = bad
+    p = tmp_path / "nan.wav"
+    sf.write(p, x, 16000, subtype="FLOAT")
+    for dtype in ("float32", "int16"):
+        with pytest.raises(AudioFileError, match=r"sample 1234 \(0.077 s\) is .*; expected finite") as exc:
+            read_audio(p, dtype)
+        assert exc.value.path == str(p)
+    with pytest.raises(DataFormatError, match="sample 1234: value .* is not finite") as err:
+        to_int16(x)
+    assert isinstance(err.value, ValueError)
+    assert to_int16(np.array([1e300, -1e300])).tolist() == [32767, -32768]  # finite: saturated

@@ -239,3 +239,27 @@ def test_scan_log_goes_on_after_bad_frames_and_lines(tmp_path, caplog) -> None:
     assert any("says 1 DTCs but carries 0 bytes" in e for e in rep.errors)
     assert any("matches no earlier request for service 0x19" in e for e in rep.errors)
     assert "session.csv:11" in caplog.text and "session.csv:12" in caplog.text  # the reader named the lines
+
+
+def test_first_frame_longer_than_the_cap_is_rejected() -> None:
+    r = IsoTpReassembler()
+    with pytest.raises(DataFormatError, match="announces 4294967295 bytes; at most 4095") as exc:
+        r.feed(0x7E8, bytes.fromhex("1000ffffffff0102"), 0.0)  # 32-bit escape: 4 GB
+    assert "frame 0x7E8" in str(exc.value) and r.open_messages == {}
+    r.feed(0x7E8, bytes.fromhex("1fff010203040506"), 0.1)  # 4095 bytes, the classic-CAN maximum
+    assert r.open_messages == {0x7E8: 6}
+    big = IsoTpReassembler(max_message_bytes=8192)
+    assert big.feed(0x7E8, bytes.fromhex("1000000020000102"), 0.0) is None and big.open_messages == {0x7E8: 2}
+
+
+def test_partial_messages_expire_after_n_cr_in_log_time(caplog) -> None:
+    r = IsoTpReassembler()  # N_Cr 1 s
+    r.feed(0x7E8, bytes.fromhex("100a010203040506"), 0.0)
+    r.feed(0x7E9, bytes.fromhex("100a010203040506"), 0.5)
+    r.feed(0x7DF, bytes.fromhex("0201000000000000"), 1.2)  # another id's traffic moves log time on
+    assert r.open_messages == {0x7E9: 6} and r.expired_messages == 1
+    assert "id 0x7E8: multi-frame message expired" in caplog.text
+    r.feed(0x7DF, bytes.fromhex("0201000000000000"), 100.0)
+    assert r.open_messages == {} and r.expired_messages == 2
+    with pytest.raises(DataFormatError, match="time stamp is not a finite number"):
+        r.feed(0x7E8, bytes.fromhex("0201000000000000"), float("nan"))

@@ -81,3 +81,15 @@ def test_user_vehicle_table_and_its_errors(tmp_path: Path) -> None:
         dtc.explain("P1234", vehicle=str(wrong))
     with pytest.raises(DataFormatError, match="no DTC table; shipped: demo_ev, kona_ev"):
         dtc.explain("P1234", vehicle="no_such_car")
+
+
+def test_non_utf8_vehicle_table_names_file_and_byte_offset(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"codes": {"P1234": {"title": "K\u00fchlmittel"}}}'.encode("latin-1"))  # u-umlaut: byte 0xFC at offset 32
+    with pytest.raises(DataFormatError) as err:
+        dtc.explain("P1234", vehicle=str(latin1))
+    assert err.value.where == str(latin1) and "byte 0xFC at offset 32 is not UTF-8" in err.value.reason
+    bad_modules = tmp_path / "modules.json"
+    bad_modules.write_text(json.dumps({"modules": ["0x7E8"], "codes": {}}))
+    with pytest.raises(DataFormatError, match="modules: must be an object"):
+        dtc.module_name(str(bad_modules), 0x7E8)

@@ -300,3 +300,36 @@ def test_mapping_to_unknown_message_or_signal_warns(tmp_path, caplog):
     assert "NoSuchMessage" in caplog.text and "NoSuchSignal" in caplog.text
     assert dec.decode_frame(0x100, bytes.fromhex("D007030000000000")) == {"Vehicle.AverageSpeed": 20.0}
     assert dec.decode_frame(0x200, bytes(8)) == {} and dec.stats.unmapped == 1
+
+
+@pytest.mark.parametrize(("numbers", "what"), [("(1e999,0) [0|100]", "scale"), ("(1,-1e999) [0|100]", "offset"),
+                                               ("(1,0) [-1e999|100]", "minimum"), ("(1,0) [0|1e999]", "maximum"),
+                                               ("(1,0) [0|100]", "nan")])
+def test_dbc_with_infinite_or_nan_numbers_is_named(numbers, what):
+    text = ('VERSION ""\n\nNS_ :\n\nBS_:\n\nBU_: A\n\n'
+            f'BO_ 256 Therm: 8 A\n SG_ Temp : 0|16@1+ {numbers} "degC" A\n')
+    loaded = load_dbc_text(text, "inf.dbc")
+    if what == "nan":  # DBC syntax cannot spell NaN; other loaders (or code) can set it
+        loaded.database.messages[0].signals[0].scale = float("nan")
+        what = "scale"
+    with pytest.raises(DataFormatError) as err:
+        FrameDecoder([loaded])
+    assert err.value.where == "inf.dbc: message Therm (0x100) signal Temp"
+    assert err.value.reason.startswith(f"{what} is ") and "finite" in err.value.reason
+
+
+@pytest.mark.parametrize("bad", ['"scale": Infinity', '"offset": NaN', '"scale": 1e999', '"offset": -Infinity'])
+def test_mapping_with_non_finite_scale_or_offset_is_named(tmp_path, bad):
+    path = tmp_path / "m.json"
+    path.write_text('{"signals": [{"message": "A", "signal": "B", "vss": "Vehicle.Speed", ' + bad + '}]}',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"m.json: signals\[0\]: keys 'scale'/'offset' must be finite"):
+        load_mapping(path)
+
+
+def test_non_utf8_mapping_names_file_and_byte_offset(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_bytes(b'{"vehicle": "Citro\xebn", "signals": []}')
+    with pytest.raises(DataFormatError) as err:
+        load_mapping(path)
+    assert err.value.where == str(path) and "byte 0xEB at offset 18 is not UTF-8" in err.value.reason

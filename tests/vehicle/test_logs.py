@@ -149,3 +149,52 @@ def test_candump_error_frames_round_trip(tmp_path):
     out = tmp_path / "out.log"
     write_log(out, frames)
     assert out.read_text() == path.read_text()
+
+
+def test_candump_rejects_non_finite_times_signed_and_oversized_ids(tmp_path):
+    path = tmp_path / "hostile.log"
+    path.write_text("(inf) can0 123#00\n(nan) can0 123#00\n(-1.0) can0 123#00\n(1e3) can0 123#00\n"
+                    "(1.0) can0 +12#00\n(1.0) can0 -12#00\n(1.0) can0 0x1#00\n"
+                    "(1.0) can0 40000000#00\n(1.0) can0 FFFFFFFF#00\n(1.0) can0 FFF#00\n"
+                    "(1.0) can0 321##+00\n"
+                    "(2.5) can0 1FFFFFFF#01\n", encoding="ascii")
+    stats = LogStats()
+    frames = list(read_log(path, stats))
+    assert [(m.timestamp, m.arbitration_id) for m in frames] == [(2.5, 0x1FFFFFFF)]
+    assert stats.bad_lines == 11
+
+
+def test_gvret_rejects_non_finite_times_signed_and_oversized_ids(tmp_path):
+    path = tmp_path / "hostile.csv"
+    row = ",false,0,2,01,02\n"
+    path.write_text("Time Stamp,ID,Extended,Bus,LEN,D1,D2\n"
+                    f"inf.,00000123{row}nan,00000123{row}{'9' * 400}.0,00000123{row}-5,00000123{row}"
+                    f"1000,+12{row}1000,-12{row}1000,0x12{row}1000,00000800{row}"
+                    "1000,20000000,true,0,2,01,02\n1000,00000123,false,0,2,+1,02\n1000,00000123,false,0,2,001,2\n"
+                    "2000000,1FFFFFFF,true,0,2,01,02\n", encoding="ascii")
+    stats = LogStats()
+    frames = list(read_log(path, stats))
+    assert [(m.timestamp, m.arbitration_id) for m in frames] == [(2.0, 0x1FFFFFFF)]
+    assert stats.bad_lines == 11
+
+
+def test_python_can_frames_with_impossible_values_are_skipped(tmp_path, caplog):
+    path = tmp_path / "pc.csv"
+    path.write_text("timestamp,arbitration_id,extended,remote,error,dlc,data\n"
+                    "nan,0x123,0,0,0,2,AQI=\n1.0,0x800,0,0,0,2,AQI=\n1.5,0x40000000,1,0,0,2,AQI=\n"
+                    "2.0,0x123,0,0,0,2,AQI=\n", encoding="ascii")
+    stats = LogStats()
+    with caplog.at_level(logging.WARNING):
+        frames = list(read_log(path, stats))
+    assert [(m.timestamp, m.arbitration_id) for m in frames] == [(2.0, 0x123)]
+    assert stats.bad_lines == 3 and f"{path} (frame 1)" in caplog.text and "not finite" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["flat.log", "flat.csv", "flat.asc"])
+def test_line_without_newlines_is_named_not_read_whole(tmp_path, name):
+    path = tmp_path / name
+    header = "Time Stamp,ID,Extended,Bus,LEN,D1\n" if name == "flat.csv" else ""
+    path.write_text(header + "(1.0) can0 123#00 " * 100_000, encoding="ascii")  # 1.8 MB, no newline
+    with pytest.raises(DataFormatError) as err:
+        list(read_log(path))
+    assert err.value.where == f"{path}:{2 if header else 1}" and "longer than" in err.value.reason

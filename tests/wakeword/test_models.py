@@ -94,3 +94,15 @@ def test_missing_int8_model_named(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="models quantize") as exc:
         build_engine("alexa", int8_embedding=True, int8_model_path=str(missing))
     assert str(missing) in str(exc.value)
+
+
+@pytest.mark.parametrize("file", ["/etc/passwd", "../alexa_v0.1.onnx", "heads/../../x.onnx", "", ".", "a\x00.onnx", 7])
+def test_manifest_file_outside_its_folder_is_rejected(tmp_path: Path, file: object) -> None:
+    manifest = tmp_path / "evil.json"
+    manifest.write_text(json.dumps({"name": "evil", "type": "oww-head", "labels": {"0": "evil"}, "file": file}))
+    with pytest.raises(ModelFileError, match="key 'file'") as exc:
+        load_manifest(manifest)
+    assert str(manifest) in str(exc.value)
+    (tmp_path / "sub").mkdir()
+    manifest.write_text(json.dumps({"name": "ok", "type": "oww-head", "labels": {"0": "ok"}, "file": "sub/h.onnx"}))
+    assert load_manifest(manifest).path == tmp_path / "sub" / "h.onnx"
