@@ -37,6 +37,7 @@ GROUPS: dict[str, str] = {
     "can": "CAN bus tools: replay and record logs",
     "vehicle": "vehicle state decoded from the bus",
     "diag": "diagnostics: OBD-II and UDS trouble codes",
+    "config": "device configuration: check a TOML file and print it resolved",
 }
 
 

@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from edge_assistant.core.errors import DataFormatError
 
@@ -184,7 +184,7 @@ class Fix:
         """UTC date and time of the fix, or None until a date (RMC) has been seen."""
         if self.time_utc is None or self.date_utc is None:
             return None
-        return datetime.combine(self.date_utc, self.time_utc, tzinfo=timezone.utc)
+        return datetime.combine(self.date_utc, self.time_utc, tzinfo=UTC)
 
     @property
     def altitude_ellipsoid_m(self) -> float | None:

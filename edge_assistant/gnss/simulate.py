@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_assistant.gnss.nmea import EARTH_RADIUS_M, KNOT_MPS, with_checksum
@@ -197,7 +197,7 @@ def nmea_epochs(sc: RouteScenario, track: Sequence[TrackPoint] | None = None) ->
     sats += [_Sat("GL", p, rng.uniform(8, 85), rng.uniform(0, 359), rng.uniform(-0.004, 0.004))
              for p in rng.sample(range(65, 89), 7)]
     for pt in track:
-        stamp = datetime.fromtimestamp(sc.start_epoch_s + pt.t_s, tz=timezone.utc)
+        stamp = datetime.fromtimestamp(sc.start_epoch_s + pt.t_s, tz=UTC)
         hms = stamp.strftime("%H%M%S") + f".{stamp.microsecond // 10_000:02d}"
         dmy = stamp.strftime("%d%m%y")
         for s in sats:
