@@ -171,7 +171,15 @@ def _rounds_in_child(src: Path, rel: str, out_dir: Path, first: int, count: int)
     MDF4); returns None when it passed, else what went wrong and at which mutation."""
     proc = multiprocessing.get_context("spawn").Process(
         target=_mutation_rounds, args=(str(src), rel, str(out_dir), first, count))
-    proc.start()
+    old_tmp = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(out_dir)  # asammdf leaves a temporary copy of each corrupt file behind
+    try:
+        proc.start()
+    finally:
+        if old_tmp is None:
+            os.environ.pop("TMPDIR")
+        else:
+            os.environ["TMPDIR"] = old_tmp
     proc.join(60 + 5 * count)
     if proc.is_alive():
         proc.kill()
