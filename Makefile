@@ -8,7 +8,7 @@ NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native
 # Debian packages the build and the tests need (a C compiler; libsndfile is bundled by the soundfile wheel
 # on x86_64/aarch64, the Debian one is the fallback; alsa-utils and systemd give the firmware tests arecord and
 # systemd-analyze; espeak-ng speaks the demo's and the pipeline tests' commands).
-APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng
+APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng mosquitto
 
 .PHONY: setup system-deps demo test lint check-native models bench clean help
 

@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"core", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "gnss", "agents"},
     "bench": {"core", "_native", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "agents", "pipeline"},
     "update": {"core"},  # signed bundles, A/B slots, sd_notify
+    "uplink": {"core"},  # fleet MQTT uplink: schema, disk queue, publisher
     "cli": set(),  # the top: may import anything
 }
 
