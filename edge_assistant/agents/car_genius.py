@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -42,7 +43,7 @@ from edge_assistant.agents.vss import (
     TIME_TO_COMPLETE,
     TPMS_LAMP,
 )
-from edge_assistant.core.state import VehicleSnapshot, VehicleState
+from edge_assistant.core.state import SignalReading, VehicleSnapshot, VehicleState
 from edge_assistant.diagnostics.dtc import SEVERITIES, explain
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ WHEELS = {
     "rear right": "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire",
 }
 TELLTALE_PREFIX = "Vehicle.Private.TellTale."
+_WHEEL_OF_PRESSURE = {f"{base}.Pressure": wheel for wheel, base in WHEELS.items()}
 
 LABELS = {
     SOC: "state of charge", SOC_DISPLAYED: "displayed state of charge", RANGE: "estimated range",
@@ -192,8 +194,11 @@ class _Collector(SnapshotReader):
 class CarGenius(Agent):
     """The car expert. ``state`` is a VehicleState (live) or a callable returning a snapshot.
 
-    ``dtcs`` returns the latest :class:`DtcReadout` (or None when no read has been done); ``vehicle``
-    names the per-vehicle DTC table (``demo_ev``, ``kona_ev`` or a JSON path).
+    On a VehicleState the tyre-pressure history is fed by the state itself: a listener records every
+    new pressure reading as its frame is decoded (on the producer's thread). With a snapshot callable,
+    call :meth:`observe` periodically instead. ``dtcs`` returns the latest :class:`DtcReadout` (or None
+    when no read has been done); ``vehicle`` names the per-vehicle DTC table (``demo_ev``, ``kona_ev``
+    or a JSON path).
     """
 
     name = "car_genius"
@@ -207,9 +212,17 @@ class CarGenius(Agent):
         self.vehicle = vehicle
         self.config = config or GeniusConfig()
         self._route = router
+        self._history_lock = threading.Lock()  # the producer's listener appends while answers read
         self._tyre_history: dict[str, deque[tuple[float, float]]] = {w: deque(maxlen=2048) for w in WHEELS}
+        if isinstance(state, VehicleState):
+            state.add_listener(_WHEEL_OF_PRESSURE, self._on_pressures)
 
     # ---------------------------------------------------------------- inputs
+    @property
+    def state(self) -> VehicleState | None:
+        """The VehicleState read, or None when reading a snapshot callable."""
+        return self._state if isinstance(self._state, VehicleState) else None
+
     def snapshot(self) -> VehicleSnapshot:
         return self._state.snapshot() if isinstance(self._state, VehicleState) else self._state()
 
@@ -221,22 +234,34 @@ class CarGenius(Agent):
         return self._dtcs() if callable(self._dtcs) else self._dtcs
 
     def observe(self, snap: VehicleSnapshot | None = None) -> None:
-        """Record tyre pressures (call this periodically, e.g. each second of live data or replay)."""
+        """Record the tyre pressures of ``snap`` (default: a new snapshot). Only needed with a snapshot
+        callable: on a VehicleState the listener records each pressure as it arrives."""
         snap = snap or self.snapshot()
         for wheel, base in WHEELS.items():
             r = snap.get(f"{base}.Pressure")
-            if r is None or not isinstance(r.value, (int, float)):
-                continue
+            if r is not None:
+                self._record_pressure(wheel, r)
+
+    def _on_pressures(self, readings: Sequence[SignalReading]) -> None:
+        """State listener: new tyre-pressure readings."""
+        for r in readings:
+            self._record_pressure(_WHEEL_OF_PRESSURE[r.path], r)
+
+    def _record_pressure(self, wheel: str, r: SignalReading) -> None:
+        if not isinstance(r.value, (int, float)):
+            return
+        with self._history_lock:
             hist = self._tyre_history[wheel]
             if hist and r.timestamp_s <= hist[-1][0]:
-                continue
+                return
             hist.append((r.timestamp_s, float(r.value)))
             while hist and hist[-1][0] - hist[0][0] > self.config.tyre_history_s:
                 hist.popleft()
 
     def leak_rate_kpa_per_min(self, wheel: str) -> tuple[float, float] | None:
         """(drop rate in kPa/min, seconds of history) by least squares; None without enough history."""
-        hist = self._tyre_history[wheel]
+        with self._history_lock:
+            hist = list(self._tyre_history[wheel])
         if len(hist) < 3 or hist[-1][0] - hist[0][0] < self.config.tyre_min_span_s:
             return None
         n = len(hist)
@@ -473,35 +498,15 @@ def genius_from_log(log_path: str | Path, dbc_paths: Iterable[str | Path] | str 
                     mapping_path: str | Path | None = None, at_s: float | None = None,
                     dtcs: DtcReadout | Callable[[], DtcReadout | None] | None = None, vehicle: str | None = None,
                     observe_every_s: float = 5.0, config: GeniusConfig | None = None) -> CarGenius:
-    """Replay a log into a VehicleState, sampling tyre history every ``observe_every_s`` of log time.
+    """Replay a log into a new VehicleState read by Car Genius, publishing every ``observe_every_s`` of
+    log time (so the tyre history gets a point per wheel that often).
 
     ``at_s`` (seconds from the first frame) stops the replay there and sets "now" to that time, so values
     whose frames stopped earlier (a log cut short) read as stale.
     """
-    from edge_assistant.vehicle import decoder_for
-    from edge_assistant.vehicle.logs import read_log
+    from edge_assistant.agents.replay import replay_drive
 
-    if isinstance(dbc_paths, (str, Path)):
-        dbc_paths = [dbc_paths]
-    dec = decoder_for(list(dbc_paths), mapping_path)
-    genius = CarGenius(dec.state, dtcs=dtcs, vehicle=vehicle, config=config)
-    t_first = None
-    next_obs = None
-    batch: list = []
-    for msg in read_log(log_path):
-        if t_first is None:
-            t_first, next_obs = msg.timestamp, msg.timestamp + observe_every_s
-        if at_s is not None and msg.timestamp - t_first > at_s:
-            break
-        batch.append(msg)
-        if msg.timestamp >= next_obs:
-            dec.feed_messages(batch)
-            batch.clear()
-            genius.observe(dec.state.snapshot(now_s=msg.timestamp))
-            next_obs = msg.timestamp + observe_every_s
-    dec.feed_messages(batch)
-    if t_first is not None:
-        if at_s is not None:
-            dec.state.set_time(t_first + at_s)
-        genius.observe(dec.state.snapshot())
+    state = VehicleState()
+    genius = CarGenius(state, dtcs=dtcs, vehicle=vehicle, config=config)
+    replay_drive(state, log_path, dbc_paths, mapping_path, at_s=at_s, step_s=observe_every_s)
     return genius

@@ -1,5 +1,6 @@
-"""The demo car for the agents: its simulated drive log (cached), replayed into Car Genius and the Travel
-Companion, with trouble codes read over UDS from the demo virtual ECUs on a virtual CAN bus."""
+"""The demo car for the agents: its simulated drive log and GNSS log (cached), replayed once into one
+VehicleState that Car Genius and the Travel Companion both read, with trouble codes read over UDS from
+the demo virtual ECUs on a virtual CAN bus."""
 
 from __future__ import annotations
 
@@ -7,20 +8,22 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_assistant.agents.car_genius import CarGenius, DtcEntry, DtcReadout, genius_from_log
-from edge_assistant.agents.travel_companion import TravelCompanion, travel_from_log
+from edge_assistant.agents.car_genius import CarGenius, DtcEntry, DtcReadout
+from edge_assistant.agents.travel_companion import TravelCompanion
+from edge_assistant.core.state import VehicleState
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DemoCar:
-    """Both agents, answering as of ``at_s`` seconds into the demo drive."""
+    """Both agents on the car's one ``state``, answering as of ``at_s`` seconds into the demo drive."""
 
     genius: CarGenius
     travel: TravelCompanion
     log_path: Path
     at_s: float
+    state: VehicleState
 
 
 def demo_log(seed: int = 1, cache: Path | None = None) -> tuple[Path, object]:
@@ -94,14 +97,19 @@ def read_demo_dtcs(genius: CarGenius, scenario, t_s: float, channel: str = "can0
 
 
 def demo_car(at_s: float | None = None, channel: str = "can0", vehicle: str | None = None) -> DemoCar:
-    """Replay the demo drive up to ``at_s`` (default: its end) into both agents and read its DTCs."""
+    """Replay the demo drive and its GNSS log up to ``at_s`` (default: its end) once, into the one state
+    both agents read (their tyre and trip history fed as it unfolds), and read its DTCs."""
+    from edge_assistant.agents.replay import replay_drive
     from edge_assistant.diagnostics.demo import DEMO_VEHICLE_TABLE
     from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
 
     path, sc = demo_log()
     vehicle = vehicle or DEMO_VEHICLE_TABLE
-    genius = genius_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=at_s, vehicle=vehicle)
+    state = VehicleState()
+    genius = CarGenius(state, vehicle=vehicle)
+    travel = TravelCompanion(state)
+    replay_drive(state, path, DEMO_DBC, DEMO_MAPPING, nmea_path=demo_nmea(), at_s=at_s)
+    travel.observe()  # the trip as of the final "now"
     t_s = sc.duration_s if at_s is None else at_s
     genius.set_dtcs(read_demo_dtcs(genius, sc, t_s, channel=channel, vehicle=vehicle))
-    travel = travel_from_log(path, DEMO_DBC, DEMO_MAPPING, nmea_path=demo_nmea(), at_s=at_s)
-    return DemoCar(genius, travel, path, t_s)
+    return DemoCar(genius, travel, path, t_s, state)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -45,7 +46,7 @@ from edge_assistant.agents.vss import (
     SPEED,
 )
 from edge_assistant.core.errors import ConfigError
-from edge_assistant.core.state import VehicleSnapshot, VehicleState
+from edge_assistant.core.state import SignalReading, VehicleSnapshot, VehicleState
 from edge_assistant.gnss.nmea import haversine_m
 from edge_assistant.intents import parse as parse_intent
 from edge_assistant.intents.parser import normalise
@@ -82,10 +83,11 @@ class TravelConfig:
     dc_efficiency: float = 0.95
     charge_stop_target_max_pct: float = 80.0  #: plans charge to at most this at a stop (the taper makes more slow)
     default_charger_kw: float = 50.0  #: charger power assumed when the question names none (said so)
+    sample_every_s: float = 1.0  #: the trip computer samples the state at most this often (state's "now")
 
     def __post_init__(self) -> None:
         for name in ("usable_capacity_kwh", "rated_consumption_kwh_per_100km", "peak_dc_charge_kw",
-                     "onboard_charger_kw", "default_charger_kw", "consumption_window_km"):
+                     "onboard_charger_kw", "default_charger_kw", "consumption_window_km", "sample_every_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"travel.{name}: {getattr(self, name)}; expected a positive number")
         if not 0 <= self.reserve_pct < self.charge_stop_target_max_pct <= 100:
@@ -161,6 +163,10 @@ class TripStats:
         return None if self.energy_kwh is None or self.distance_km <= 0 else self.energy_kwh / self.distance_km * 100
 
 
+#: the readings the trip computer integrates: a change of any of them may take a sample
+TRIP_INPUTS = (SPEED, POWER, PACK_VOLTAGE, CURRENT, SOC, ODOMETER, IS_CHARGING, LAT, LON)
+
+
 class TripComputer:
     """Integrates distance and energy from periodic snapshots (call :meth:`update` about once a second).
 
@@ -211,6 +217,11 @@ class TripComputer:
             self.energy_source = "voltage x current"
             return -v * i / 1000.0
         return None
+
+    @property
+    def last_sample_s(self) -> float | None:
+        """The time of the last sample taken, or None before the first."""
+        return self._last_t
 
     def update(self, snap: VehicleSnapshot) -> None:
         """Add one sample at ``snap.now_s``."""
@@ -393,8 +404,10 @@ class _Estimate:
 class TravelCompanion(Agent):
     """The trip planner. ``state`` is a VehicleState or a callable returning a snapshot.
 
-    Call :meth:`observe` about once a second (live or during replay) so the trip computer has history;
-    :meth:`answer` observes the current snapshot too.
+    On a VehicleState the trip computer is fed by the state itself: a listener on :data:`TRIP_INPUTS`
+    takes a sample at the state's "now" (the live clock, or log time in replay) whenever one of them
+    changes and ``sample_every_s`` has passed since the last sample. With a snapshot callable, call
+    :meth:`observe` about once a second instead. :meth:`answer` observes the current snapshot too.
     """
 
     name = "travel_companion"
@@ -404,18 +417,41 @@ class TravelCompanion(Agent):
         self._state = state
         self.config = config or TravelConfig()
         self.trip = trip or TripComputer(self.config)
+        self._trip_lock = threading.Lock()  # the producer's listener samples while answers read
+        if isinstance(state, VehicleState):
+            state.add_listener(TRIP_INPUTS, self._on_readings)
+
+    @property
+    def state(self) -> VehicleState | None:
+        """The VehicleState read, or None when reading a snapshot callable."""
+        return self._state if isinstance(self._state, VehicleState) else None
 
     def snapshot(self) -> VehicleSnapshot:
         return self._state.snapshot() if isinstance(self._state, VehicleState) else self._state()
 
     def observe(self, snap: VehicleSnapshot | None = None) -> None:
-        self.trip.update(snap or self.snapshot())
+        """Give the trip computer a sample at ``snap.now_s`` (default: a new snapshot)."""
+        snap = snap or self.snapshot()
+        with self._trip_lock:
+            self.trip.update(snap)
+
+    def _on_readings(self, readings: Sequence[SignalReading]) -> None:
+        """State listener: sample the trip when ``sample_every_s`` has passed on the state's clock."""
+        state = self._state
+        now = state.now_s()
+        last = self.trip.last_sample_s
+        if last is None or now - last >= self.config.sample_every_s - 1e-3:  # 1 ms: float steps of log time
+            self.observe(state.snapshot(now_s=now))
 
     def answer(self, question: str, snapshot: VehicleSnapshot | None = None) -> AgentAnswer:
         snap = snapshot or self.snapshot()
         self.observe(snap)
         intent, slots = classify(question)
         rd = _Reader(snap)
+        with self._trip_lock:
+            return self._answer(intent, slots, rd)
+
+    def _answer(self, intent: str, slots: dict[str, float], rd: _Reader) -> AgentAnswer:
         handler = {
             "travel.range": lambda: self._range(rd),
             "travel.make_it": lambda: self._make_it(rd, slots.get("distance_km")),
@@ -682,58 +718,17 @@ def travel_from_log(log_path: str | Path, dbc_paths: Iterable[str | Path] | str 
                     mapping_path: str | Path | None = None, nmea_path: str | Path | None = None,
                     at_s: float | None = None, sample_every_s: float = 1.0,
                     config: TravelConfig | None = None) -> TravelCompanion:
-    """Replay a CAN log (and an NMEA log of the same drive) into one state, feeding the trip computer.
+    """Replay a CAN log (and an NMEA log of the same drive) into one state read by the Travel Companion,
+    in steps of ``sample_every_s`` of log time (the trip computer samples as the drive unfolds).
 
     CAN and NMEA share the clock (POSIX seconds: the log's timestamps, the fixes' UTC). ``at_s`` (seconds
     from the first frame) stops the replay there and sets "now" to that time, so values whose frames
     stopped earlier read as stale.
     """
-    from edge_assistant.gnss.source import NmeaFileSource, publish_fix
-    from edge_assistant.vehicle import decoder_for
-    from edge_assistant.vehicle.logs import read_log
+    from edge_assistant.agents.replay import replay_drive
 
-    if isinstance(dbc_paths, (str, Path)):
-        dbc_paths = [dbc_paths]
-    dec = decoder_for(list(dbc_paths), mapping_path)
-    state = dec.state
+    state = VehicleState()
     agent = TravelCompanion(state, config=config)
-    nmea_src = NmeaFileSource(nmea_path) if nmea_path is not None else None
-    fixes = iter(nmea_src.fixes()) if nmea_src is not None else iter(())
-    pending = next(fixes, None)
-    uere = nmea_src.uere_m if nmea_src is not None else 4.0
-    source = f"nmea:{Path(nmea_path).name}" if nmea_path is not None else ""
-
-    def gnss_until(t: float) -> None:
-        nonlocal pending
-        while pending is not None and pending[1] <= t:
-            publish_fix(state, pending[0], pending[1], source, uere)
-            pending = next(fixes, None)
-
-    t_first = next_obs = last_ts = None
-    batch: list = []
-    for msg in read_log(log_path):
-        if t_first is None:
-            t_first, next_obs = msg.timestamp, msg.timestamp + sample_every_s
-        if at_s is not None and msg.timestamp - t_first > at_s:
-            break
-        if msg.timestamp >= next_obs:
-            dec.feed_messages(batch)
-            batch.clear()
-            if msg.timestamp - next_obs > 10 * sample_every_s:
-                next_obs = msg.timestamp  # a long silence: one sample after it, not one per missed step
-            while next_obs <= msg.timestamp:
-                gnss_until(next_obs)
-                state.set_time(next_obs)
-                agent.observe(state.snapshot(now_s=next_obs))
-                next_obs += sample_every_s
-        batch.append(msg)
-        last_ts = msg.timestamp
-    dec.feed_messages(batch)
-    if t_first is not None:
-        end = t_first + at_s if at_s is not None else last_ts
-        gnss_until(end)
-        state.set_time(end)
-        agent.observe(state.snapshot(now_s=end))
-    if nmea_src is not None and nmea_src.stats.errors:
-        log.warning("%s: %d malformed NMEA lines skipped", nmea_path, nmea_src.stats.errors)
+    replay_drive(state, log_path, dbc_paths, mapping_path, nmea_path=nmea_path, at_s=at_s, step_s=sample_every_s)
+    agent.observe()  # the trip as of the final "now"
     return agent

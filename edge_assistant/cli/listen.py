@@ -44,21 +44,26 @@ def _agents(args):
 
     if (args.replay or args.live) and not args.dbc:
         raise ConfigError("--replay/--live need at least one --dbc")
-    if args.replay:
-        from edge_assistant.agents.car_genius import genius_from_log
-        from edge_assistant.agents.travel_companion import TravelCompanion
-
-        genius = genius_from_log(args.replay, args.dbc, args.mapping, vehicle=args.vehicle)
-        return genius, TravelCompanion(genius.snapshot), None
-    if args.live:
+    if args.replay or args.live:
         from edge_assistant.agents.car_genius import CarGenius
         from edge_assistant.agents.travel_companion import TravelCompanion
+        from edge_assistant.core.state import VehicleState
+
+        # one state per car; live, "now" is the wall clock (frames carry POSIX times), so values age when
+        # the bus goes silent. Both agents' history is fed by the state as frames arrive.
+        state = VehicleState(clock=VehicleState.wall_clock if args.live else None)
+        genius, travel = CarGenius(state, vehicle=args.vehicle), TravelCompanion(state)
+        if args.replay:
+            from edge_assistant.agents.replay import replay_drive
+
+            replay_drive(state, args.replay, args.dbc, args.mapping)
+            return genius, travel, None
         from edge_assistant.vehicle import decoder_for
         from edge_assistant.vehicle.bus import BusReader, bus_config_from_args, first_then
 
-        decoder = decoder_for(args.dbc, args.mapping)
+        decoder = decoder_for(args.dbc, args.mapping, state)
         reader = BusReader(first_then(bus_config_from_args(args)), decoder.feed_messages, name="vehicle").start()
-        return CarGenius(decoder.state, vehicle=args.vehicle), TravelCompanion(decoder.state), reader
+        return genius, travel, reader
     from edge_assistant.agents.demo import demo_car
 
     car = demo_car()
@@ -110,7 +115,6 @@ def run(args) -> int:
     watchdog = WatchdogKicker.from_env(notifier)
     notifier.ready("listening for the wake word")
     out = sys.stdout
-    observed_s = 0.0
     try:
         for chunk in _chunks(args.input):
             for ev in assistant.feed(chunk):
@@ -119,10 +123,6 @@ def run(args) -> int:
                     out.flush()
                 else:
                     print_event(out, ev)
-            if assistant.time_s - observed_s >= 1.0:  # tyre and trip history, once a second of audio
-                observed_s = assistant.time_s
-                genius.observe()
-                travel.observe()
             watchdog.kick()
         for ev in assistant.flush():
             out.write(json.dumps(ev.to_dict()) + "\n") if args.json else print_event(out, ev)

@@ -11,6 +11,7 @@ Heavy imports (python-can, cantools) happen when these are first used, not at pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,8 @@ def decoder_for(dbc_paths, mapping_path: str | Path | None = None, state: Vehicl
 
 def state_from_log(log_path: str | Path, dbc_paths, mapping_path: str | Path | None = None,
                    until_s: float | None = None, state: VehicleState | None = None,
-                   channel: str | int | None = None) -> VehicleState:
+                   channel: str | int | None = None, step_s: float | None = None,
+                   on_step: Callable[[float], None] | None = None) -> VehicleState:
     """Decode ``log_path`` (any format :func:`~edge_assistant.vehicle.logs.read_log` reads) into a state.
 
     ``until_s`` stops after that many seconds from the log's first frame; the state's "now" is then
@@ -78,26 +80,47 @@ def state_from_log(log_path: str | Path, dbc_paths, mapping_path: str | Path | N
     last frame's time. Readings carry the log's own timestamps. ``channel`` decodes only one bus of a
     multi-bus log (see :func:`~edge_assistant.vehicle.logs.read_log`); call again with the same
     ``state`` and another channel's DBCs to add the other bus.
+
+    ``step_s`` replays the drive as it unfolded: the frames of each ``step_s`` of log time are published
+    together with "now" set to the step's end, so the state's listeners (tyre history, trip computer)
+    see it at that resolution (without it, frames are published in large batches). ``on_step(t_s)``
+    then runs at every step time and once at the final "now", e.g. to add a GNSS log's fixes up to it.
     """
     from edge_assistant.vehicle.logs import read_log
 
+    if step_s is not None and not step_s > 0:
+        raise ValueError(f"step_s {step_s}: expected a positive number of seconds")
     dec = decoder_for(dbc_paths, mapping_path, state)
+    st = dec.state
     batch: list = []
-    t_first = None
-    last_ts = None
+    t_first = last_ts = next_step = None
     for msg in read_log(log_path, channel=channel):
+        ts = msg.timestamp
         if t_first is None:
-            t_first = msg.timestamp
-        if until_s is not None and msg.timestamp - t_first > until_s:
+            t_first = ts
+            next_step = None if step_s is None else ts + step_s
+        if until_s is not None and ts - t_first > until_s:
             break
-        last_ts = msg.timestamp
-        batch.append(msg)
-        if len(batch) >= 4096:
+        if next_step is not None and ts >= next_step:
+            if ts - next_step > 10 * step_s:
+                next_step = ts  # a long silence: one step after it, not one per missed step
+            st.set_time(next_step)
             dec.feed_messages(batch)
             batch.clear()
+            while next_step <= ts:
+                st.set_time(next_step)
+                if on_step is not None:
+                    on_step(next_step)
+                next_step += step_s
+        last_ts = ts
+        batch.append(msg)
+        if next_step is None and len(batch) >= 4096:
+            dec.feed_messages(batch)
+            batch.clear()
+    end = t_first + until_s if until_s is not None and t_first is not None else last_ts
+    if end is not None:
+        st.set_time(end)  # the last frames are published at the final "now"
     dec.feed_messages(batch)
-    if until_s is not None and t_first is not None:
-        dec.state.set_time(t_first + until_s)
-    elif last_ts is not None:
-        dec.state.set_time(last_ts)
-    return dec.state
+    if end is not None and on_step is not None:
+        on_step(end)
+    return st

@@ -137,10 +137,9 @@ def test_leak_rate_needs_history_and_tells_a_steady_tyre() -> None:
     g = CarGenius(st)
     first = g.answer("tyres?")
     assert "rear left tyre is low at 200.0 kPa" in first.text and "not have enough pressure history" in first.text
-    for t in range(10, 310, 10):  # five minutes, steady
+    for t in range(10, 310, 10):  # five minutes, steady; the state feeds the history (no observe())
         for w, p in wheels.items():
             st.update(f"Vehicle.Chassis.Axle.{w}.Tire.Pressure", p, "kPa", float(t), "test")
-        g.observe()
     steady = g.answer("tyres?")
     assert "steady over the last 5 min" in steady.text and "leak" not in steady.text
 
