@@ -19,13 +19,27 @@ that file with a :class:`DataFormatError` naming it.
 
 No line longer than :data:`MAX_LINE_CHARS` is read into memory: such a line (a binary file, a file
 without newlines) stops the file with a :class:`DataFormatError` naming ``file:line``.
+
+MDF4 files are read in a child process (:mod:`edge_assistant.vehicle._mdf4_worker`), because asammdf's C
+code can crash the interpreter on a corrupt file instead of raising. The child streams frames back in
+batches of :data:`MDF4_BATCH_FRAMES`; a crash of the child (a signal), a child that runs past its time
+limit (:data:`MDF4_TIMEOUT_BASE_S` plus one second per :data:`MDF4_TIMEOUT_BYTES_PER_S` bytes of file,
+counting only the time spent waiting on it) and a file larger than :data:`MAX_MDF4_BYTES` all stop the
+file with a :class:`DataFormatError` naming it. asammdf's temporary files go into a private directory
+that is removed when the file is done (or the iterator is closed). Where there is no ``fork`` (Windows)
+MDF4 is read in this process, as python-can would, without that protection.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import re
+import shutil
+import signal
+import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +57,24 @@ CAN_ERR_FLAG = 0x20000000
 #: Longest text-log line read. A CAN FD candump line is under 200 characters and a 64-byte GVRET row
 #: under 300; anything longer is not a CAN log line (or the file has no newlines).
 MAX_LINE_CHARS = 4096
+
+#: Largest MDF4 file read (bytes). The child holds asammdf's view of the file (block lists, a temporary
+#: copy of a corrupt file) in memory and on disk, so this bounds both; loggers split their logs into files
+#: far smaller (the real ones in the tests are 80 kB and 1.3 MB). Split a larger file first (asammdf's
+#: ``MDF.cut``) or convert it to candump.
+MAX_MDF4_BYTES = 256 * 1024 * 1024
+
+#: Frames per batch sent from the MDF4 child (about 60 bytes each when pickled).
+MDF4_BATCH_FRAMES = 2000
+
+#: The MDF4 child's time limit is this many seconds (process start on a slow board) plus one second per
+#: :data:`MDF4_TIMEOUT_BYTES_PER_S` bytes of file; only time spent waiting on the child counts, so a slow
+#: consumer (a real-time replay) never trips it. A file of 1.3 MB with 72,000 frames takes about 1 s on a
+#: desktop core, so the limit is generous for a slow board and still bounds a hang.
+MDF4_TIMEOUT_BASE_S = 30.0
+MDF4_TIMEOUT_BYTES_PER_S = 100 * 1024
+
+_MDF4_SUFFIXES = (".mf4", ".mdf")
 
 _TIMESTAMP_RE = re.compile(r"\d{1,20}(?:\.\d{1,12})?")  # always finite; no sign, inf, nan or exponent
 _HEX_RE = re.compile(r"[0-9A-Fa-f]+")
@@ -242,24 +274,32 @@ def _frame_problem(msg) -> str | None:
 
 
 def _python_can_reader(path: Path, stats: LogStats) -> Iterator:
+    stats.path = str(path)
+    suffix = path.suffix.lower()
+    if suffix in _TEXT_SUFFIXES:
+        _check_line_lengths(path)
+    frames = _mdf4_frames(path, stats) if suffix in _MDF4_SUFFIXES else _python_can_frames(path, stats)
+    n = 0
+    for msg in frames:
+        n += 1
+        problem = _frame_problem(msg)
+        if problem is not None:
+            stats.bad(f"frame {n}", problem)
+            continue
+        stats.frames += 1
+        yield msg
+
+
+def _python_can_frames(path: Path, stats: LogStats) -> Iterator:
+    """Frames of a log that python-can reads in this process (every format but MDF4)."""
     import can
 
-    stats.path = str(path)
-    if path.suffix.lower() in _TEXT_SUFFIXES:
-        _check_line_lengths(path)
-    if path.suffix.lower() in (".mf4", ".mdf"):
-        try:
-            import asammdf  # noqa: F401 - python-can's MF4 reader needs it
-        except ImportError as exc:
-            raise ConfigError(f"{path}: reading MDF4 needs the optional asammdf package: "
-                              "pip install 'edge-assistant[mdf]'") from exc
     try:
         reader = can.LogReader(str(path))
     except Exception as exc:  # readers raise struct.error, ValueError, OSError... on a corrupt header
         raise DataFormatError(str(path), f"python-can cannot open this log: {exc}") from exc
     with reader:
         it = iter(reader)
-        n = 0
         while True:
             try:
                 msg = next(it)
@@ -267,13 +307,87 @@ def _python_can_reader(path: Path, stats: LogStats) -> Iterator:
                 return
             except Exception as exc:  # readers raise many types on corrupt input; report and stop this file
                 raise DataFormatError(f"{path} (after frame {stats.frames})", f"corrupt log: {exc}") from exc
-            n += 1
-            problem = _frame_problem(msg)
-            if problem is not None:
-                stats.bad(f"frame {n}", problem)
-                continue
-            stats.frames += 1
             yield msg
+
+
+def _mdf4_frames(path: Path, stats: LogStats) -> Iterator:
+    """Frames of an MDF4 log, read by python-can and asammdf in a child process (see the module doc)."""
+    if importlib.util.find_spec("asammdf") is None:  # checked here: the child would only say it failed
+        raise ConfigError(f"{path}: reading MDF4 needs the optional asammdf package: "
+                          "pip install 'edge-assistant[mdf]'")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataFormatError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    if size > MAX_MDF4_BYTES:
+        raise DataFormatError(str(path), f"MDF4 file of {size} bytes is larger than the "
+                                         f"{MAX_MDF4_BYTES}-byte limit (MAX_MDF4_BYTES); split it or "
+                                         "convert it to candump first")
+    from edge_assistant.vehicle import _mdf4_worker
+
+    if not _mdf4_worker.AVAILABLE:  # no fork (Windows): in this process, as python-can would
+        yield from _python_can_frames(path, stats)
+        return
+    limit_s = MDF4_TIMEOUT_BASE_S + size / MDF4_TIMEOUT_BYTES_PER_S
+    tmp_dir = tempfile.mkdtemp(prefix="edge-assistant-mdf4-")
+    reader = None
+    finished = False
+    waited_s = 0.0
+    try:
+        try:
+            reader = _mdf4_worker.start_reader(path.resolve(), tmp_dir, MDF4_BATCH_FRAMES)
+        except OSError as exc:  # no processes or file descriptors left, no Python executable...
+            raise DataFormatError(str(path), f"cannot start the MDF4 reader process: {exc}") from exc
+        import can  # after the start: on a first call the helper process imports it at the same time
+
+        Message = can.Message
+        while True:
+            t0 = time.monotonic()
+            try:
+                if not reader.poll(max(0.0, limit_s - waited_s)):
+                    raise DataFormatError(
+                        str(path), f"the MDF4 reader ran longer than {limit_s:.0f} s (the limit for a file "
+                                   f"of {size} bytes) after frame {stats.frames}; stopped it (file corrupt?)")
+                item = reader.recv()
+            except EOFError:
+                raise DataFormatError(str(path), _mdf4_death(reader.exit_status(5.0), stats)) from None
+            waited_s += time.monotonic() - t0
+            kind = item[0]
+            if kind == "frames":
+                for t, ident, ext, rtr, err, fd, brs, esi, dlc, data, channel, rx in item[1]:  # FRAME_FIELDS
+                    yield Message(timestamp=t, arbitration_id=ident, is_extended_id=ext, is_remote_frame=rtr,
+                                  is_error_frame=err, is_fd=fd, bitrate_switch=brs, error_state_indicator=esi,
+                                  dlc=dlc, data=data, channel=channel, is_rx=rx, check=False)
+            elif kind == "log":
+                logging.getLogger(item[1]).log(item[2], "%s: %s", path, item[3])
+            elif kind == "end":
+                finished = True
+                return
+            elif item[1] == "import":
+                raise ConfigError(f"{path}: reading MDF4 needs the optional asammdf package: pip install "
+                                  f"'edge-assistant[mdf]' ({item[2]})")
+            elif item[1] == "open":
+                raise DataFormatError(str(path), f"python-can cannot open this log: {item[2]}")
+            else:
+                raise DataFormatError(f"{path} (after frame {stats.frames})", f"corrupt log: {item[2]}")
+    finally:
+        if reader is not None:
+            reader.close(grace_s=1.0 if finished else 0.0)  # a finished reader is exiting; others are stopped
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _mdf4_death(status: int | None, stats: LogStats) -> str:
+    """Why the MDF4 reader ended without a last message: killed by a signal (a crash), or else."""
+    after = f"after frame {stats.frames}"
+    if status is None:
+        return f"the MDF4 reader process ended without an exit status {after} (could not start?)"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"the MDF4 reader crashed ({name}) on this file {after} (file corrupt?)"
+    return f"the MDF4 reader exited with code {status} on this file {after}"
 
 
 def detect_format(path: str | Path) -> str:
