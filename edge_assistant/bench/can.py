@@ -10,6 +10,13 @@
    *Peer*: ``bus.recv()`` + ``Database.decode_message(id, data)`` for every frame (exceptions for
    unknown ids and short frames caught), no state. Runs alternate ours/peer ``repeats`` times; the best
    of each is kept (least disturbed by other load on the machine).
+   **Both sides decode the same signals.** With a VSS mapping ours decodes only the mapped signals (and
+   the multiplexer they depend on), so the peer gets a cantools database cut down to those same signals
+   (messages with none are dropped: an unknown id to it, as to ours). That is the comparison a user of
+   the product cares about: on the car the decoder runs with the vehicle's mapping, and the question is
+   what reading those values costs with cantools instead. The demo log is also measured without the
+   mapping (``demo_all_signals``: every DBC signal on both sides), as the real logs are. Each log reports
+   both sides' signal counts (``signals``).
 2. **Replay timing**: the demo log replayed at 1x onto the virtual bus while a python-can reader
    receives it; p50/p99 of |send time - due time|.
 3. **Full load**: frames sent at ``full_load_fps`` (1 Mbit/s with 8-byte frames is ~8,700 frames/s) for
@@ -108,8 +115,60 @@ def _merged_database(dbcs):
     return db
 
 
+def decoded_signals(db, mapping=None) -> dict[tuple[int, bool], tuple[str, ...]]:
+    """(frame id, extended) -> the DBC signal names our :class:`FrameDecoder` decodes with ``mapping``.
+
+    Without a mapping: every signal of every message. With one: the mapped signals, found as the decoder
+    finds them (message by name, else by frame id; unknown messages and signals skipped), plus the
+    multiplexer signal of their message, which the decoder reads to know which signals a frame carries.
+    """
+    if mapping is None:
+        return {(m.frame_id, m.is_extended_frame): tuple(s.name for s in m.signals) for m in db.messages}
+    by_name = {m.name: m for m in db.messages}
+    wanted: dict = {}
+    for vm in mapping.signals:
+        m = by_name.get(vm.message)
+        if m is None:
+            try:
+                fid = int(vm.message, 0)
+            except ValueError:
+                continue
+            m = next((x for x in db.messages if x.frame_id == fid and not x.is_extended_frame), None) or \
+                next((x for x in db.messages if x.frame_id == fid), None)
+        if m is not None and any(s.name == vm.signal for s in m.signals):
+            wanted.setdefault(m.name, set()).add(vm.signal)
+    return {(m.frame_id, m.is_extended_frame): tuple(s.name for s in m.signals if s.name in wanted[m.name] or s.is_multiplexer)
+            for m in db.messages if m.name in wanted}
+
+
+def _restricted_database(db, wanted: dict[tuple[int, bool], tuple[str, ...]]):
+    """A copy of ``db`` holding only the ``wanted`` signals (messages without any are left out), for the peer."""
+    import copy
+
+    import cantools
+
+    out = cantools.database.Database()
+    for m in db.messages:
+        names = wanted.get((m.frame_id, m.is_extended_frame))
+        if not names:
+            continue
+        if len(names) == len(m.signals):
+            out.messages.append(m)
+            continue
+        signals = [copy.deepcopy(s) for s in m.signals if s.name in names]
+        out.messages.append(cantools.database.can.Message(
+            frame_id=m.frame_id, name=m.name, length=m.length, signals=signals, is_extended_frame=m.is_extended_frame,
+            is_fd=m.is_fd, strict=False))
+    out.refresh()
+    return out
+
+
 def throughput(name: str, log_path, dbc_paths, mapping_path=None, repeats: int = 5, channel=None) -> dict:
-    """Ours vs peer on one log (one bus of it when ``channel`` is given); returns a per-log result dict."""
+    """Ours vs peer on one log (one bus of it when ``channel`` is given); returns a per-log result dict.
+
+    Both decode the same signals: every signal of the DBCs without a mapping, the mapped ones with it
+    (:func:`decoded_signals`; the peer's database is cut down to them).
+    """
     from edge_assistant.vehicle.dbc import load_dbcs
     from edge_assistant.vehicle.logs import read_log
     from edge_assistant.vehicle.vss import load_mapping
@@ -117,7 +176,9 @@ def throughput(name: str, log_path, dbc_paths, mapping_path=None, repeats: int =
     frames = [m for m in read_log(log_path, channel=channel) if not m.is_error_frame]
     dbcs = load_dbcs(list(dbc_paths))
     mapping = load_mapping(mapping_path) if mapping_path else None
-    db = _merged_database(dbcs)
+    full = _merged_database(dbcs)
+    wanted = decoded_signals(full, mapping)
+    db = full if mapping is None else _restricted_database(full, wanted)
     ours_best = peer_best = ours_wall = peer_wall = 0.0
     dec = None
     channel = f"bench-can-{os.getpid()}-{name}"
@@ -133,6 +194,9 @@ def throughput(name: str, log_path, dbc_paths, mapping_path=None, repeats: int =
         "ratio": round(ours_best / peer_best, 3) if peer_best else None,
         "wall_clock": {"decode_frames_per_s": round(ours_wall), "reference_frames_per_s": round(peer_wall),
                        "ratio": round(ours_wall / peer_wall, 3) if peer_wall else None},
+        "signals": {"ours": sum(len(v) for v in wanted.values()), "peer": sum(len(m.signals) for m in db.messages),
+                    "in_dbc": sum(len(m.signals) for m in full.messages),
+                    "decoded_set": "mapped" if mapping is not None else "all"},
         "values_in_state": len(dec.state.snapshot()), "unknown_frames": stats["unknown_frames"],
         "dlc_mismatch_frames": sum(stats["dlc_mismatch"].values()),
     }
@@ -233,7 +297,8 @@ def _run(can_data: Path | None, cfg: CanBenchConfig, demo_log: Path, progress) -
     from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
     from edge_assistant.vehicle.logs import read_log
 
-    jobs = [("demo", demo_log, [DEMO_DBC], DEMO_MAPPING, None)]
+    jobs = [("demo", demo_log, [DEMO_DBC], DEMO_MAPPING, None),  # the product's path: mapped signals, both sides
+            ("demo_all_signals", demo_log, [DEMO_DBC], None, None)]  # every DBC signal, both sides
     if can_data is not None:
         kona = can_data / "kona_ev/230112-7-2019-pcan-ccan-power-off-on-ready-off.csv"
         jobs = [

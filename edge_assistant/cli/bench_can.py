@@ -10,8 +10,10 @@ def register(subparsers) -> None:
         "can", help="vehicle-path throughput vs a bare python-can + cantools loop; replay timing; full load",
         description="Measure bus receive -> DBC decode -> VSS state update in frames/s on one core for the real "
                     "logs (../shared/data/can) and the demo log, against a bare python-can recv() + cantools "
-                    "decode_message loop in the same run; replay timing error; frame loss and CPU share at a "
-                    "full 1 Mbit/s load on the virtual bus. See edge_assistant/bench/can.py.")
+                    "decode_message loop in the same run, both decoding the same signals (every DBC signal for "
+                    "the real logs; for the demo log the VSS-mapped ones, the product's path, and again every "
+                    "signal); replay timing error; frame loss and CPU share at a full 1 Mbit/s load on the "
+                    "virtual bus. See edge_assistant/bench/can.py.")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("--can-data", metavar="DIR", default=None,
                    help="folder of the real CAN logs (default: $EDGE_ASSISTANT_SHARED_DATA/can or ../shared/data/can)")
@@ -48,7 +50,7 @@ def run(args) -> int:
         logging.getLogger(__name__).warning("real CAN logs not found: measuring the demo log only")
     cfg = CanBenchConfig(repeats=args.repeats, replay_s=args.replay_s, full_load_fps=args.full_load_fps,
                          full_load_s=args.full_load_s)
-    steps = 3 + (4 if can_data else 1)
+    steps = 2 + (5 if can_data else 2)  # one per log, replay timing, full load
     with tqdm(total=steps, desc="bench can", file=sys.stderr, disable=None) as bar:
         result = run_can_bench(can_data, cfg, progress=lambda _s: bar.update())
     result["command"] = "edge-assistant " + " ".join(sys.argv[1:]) if sys.argv else "edge-assistant bench can"
@@ -56,8 +58,10 @@ def run(args) -> int:
         write_json(result, args.json)
     if args.json != "-":
         for r in result["logs"]:
-            print(f"{r['log']:>15}: ours {r['decode_frames_per_s']:>8} frames/s, peer {r['reference_frames_per_s']:>8} "
-                  f"frames/s, ratio {r['ratio']}")
+            sig = r["signals"]
+            print(f"{r['log']:>16}: ours {r['decode_frames_per_s']:>8} frames/s, peer {r['reference_frames_per_s']:>8} "
+                  f"frames/s, ratio {r['ratio']}  (signals decoded: ours {sig['ours']}, peer {sig['peer']}, "
+                  f"{sig['decoded_set']} of {sig['in_dbc']} in the DBC)")
         t = result["replay_timing_error_ms"]
         print(f"replay timing error p50 {t['p50']} ms, p99 {t['p99']} ms; full load: sent {result['frames_sent']}, "
               f"decoded {result['frames_decoded']}, lost {result['frames_lost']}, reader CPU "

@@ -76,13 +76,20 @@ def test_bench_asr_vs_faster_whisper(asr_cache, speech_data, tmp_path, capsys):
     out = tmp_path / "asr.json"
     assert main(["bench", "asr", "--data", str(d), "--json", str(out), "--vs", "faster-whisper"]) == 0
     res = json.loads(out.read_text(encoding="utf-8"))
-    for r in (res, res["reference"]):
+    assert list(res["peers"]) == ["faster-whisper-beam1", "faster-whisper-beam5"]
+    for r in (res, *res["peers"].values()):
         assert r["clips"] == 2
         assert 0 <= r["wer"] <= 0.5
+        for w in r["wer_by_normaliser"].values():
+            assert w["substitutions"] + w["deletions"] + w["insertions"] == w["errors"]
+        assert set(r["wer_by_normaliser"]) == {"ours", "whisper"}
         assert r["latency_ms"]["p50"] > 0 and r["latency_ms"]["p95"] >= r["latency_ms"]["p50"]
         assert r["rtf"] > 0
-    assert len(res["per_clip"]) == 2 and "peer_text" in res["per_clip"][0]
-    assert "comparison" in res and "normaliser" in res
+    assert [p["engine"]["transcribe_kwargs"] for p in res["peers"].values()] == [{"beam_size": 1}, {"beam_size": 5}]
+    assert len(res["per_clip"]) == 2 and set(res["per_clip"][0]["peers"]) == set(res["peers"])
+    assert set(res["comparison"]) == set(res["peers"]) and set(res["normalisers"]) == {"ours", "whisper"}
+    printed = capsys.readouterr().out
+    assert "faster-whisper-beam1" in printed and "faster-whisper-beam5" in printed and "WER[whisper]" in printed
 
 
 def test_bench_asr_bad_tsv_names_file_and_line(asr_cache, tmp_path):

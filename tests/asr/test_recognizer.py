@@ -15,8 +15,11 @@ from edge_assistant.audio.io import read_audio
 from edge_assistant.core.errors import ConfigError, DataFormatError
 
 #: Stated bound for the int8 recogniser on ../shared/data/speech/asr (60 clips, 612 words). Measured
-#: 11-14 % depending on the encoder margin; faster-whisper on the same files: 14.5 %.
-WER_BOUND = 0.16
+#: 11-14 % depending on the encoder margin; faster-whisper on the same files with its transcribe defaults
+#: (2026-12-04): 12.4 % at beam 5 (its default), 14.7-15.2 % at beam 1 (temperature fallback samples).
+#: Ours, greedy and deterministic: 12.58 % (2026-12-04); the bound leaves ~9 words for other CPUs' kernels
+#: and stays below the peer's beam-1 figure.
+WER_BOUND = 0.14
 
 
 def _clips(speech_data: Path, folder: str) -> list[tuple[Path, str]]:
@@ -101,14 +104,15 @@ def test_long_input_is_windowed(recognizer, real_clips):
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_wer_within_one_point_of_faster_whisper(recognizer, speech_data):
-    """The peer, on the same model files (CPU, int8, beam 1), on the read-speech folder."""
+def test_wer_within_one_point_of_faster_whisper(recognizer, real_clips):
+    """The peer as its users get it (transcribe defaults: beam 5, temperature fallback; same model files,
+    CPU, int8) on all 60 clips: the read-speech folder alone has 151 words, where one error is 0.7 points."""
     from edge_assistant.bench.asr import FasterWhisperPeer
 
-    clips = [(text, read_audio(p)) for p, text in _clips(speech_data, "read_speech")]
     peer = FasterWhisperPeer(threads=1)
-    ours = wer((text, recognizer.transcribe(a).text) for text, a in clips)[0]
-    theirs = wer((text, peer.transcribe(a)) for text, a in clips)[0]
+    assert peer.transcribe_kwargs == {"beam_size": 5}
+    ours = wer((text, recognizer.transcribe(a).text) for _, text, a in real_clips)[0]
+    theirs = wer((text, peer.transcribe(a)) for _, text, a in real_clips)[0]
     assert ours <= theirs + 0.01, f"ours {ours:.3f} vs faster-whisper {theirs:.3f}"
 
 

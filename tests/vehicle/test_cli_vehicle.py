@@ -141,7 +141,43 @@ def test_bench_can_smoke(tmp_path, capsys):
         assert key in r
     assert set(r["replay_timing_error_ms"]) == {"p50", "p99"}
     assert r["frames_sent"] == 4350 and r["frames_lost"] == 0 and r["replay"]["frames_identical"]
-    assert {x["log"] for x in r["logs"]} >= {"demo"}
+    logs = {x["log"]: x for x in r["logs"]}
+    assert set(logs) >= {"demo", "demo_all_signals"}
+    for x in logs.values():  # both sides decode the same signals
+        assert x["signals"]["ours"] == x["signals"]["peer"] > 0
+    assert logs["demo"]["signals"]["decoded_set"] == "mapped"
+    assert logs["demo"]["signals"]["ours"] < logs["demo"]["signals"]["in_dbc"]
+    assert logs["demo_all_signals"]["signals"]["ours"] == logs["demo_all_signals"]["signals"]["in_dbc"]
+    printed = capsys.readouterr().out
+    assert "signals decoded: ours 35, peer 35, mapped of 42" in printed
+
+
+def test_bench_can_peer_decodes_what_ours_decodes(demo_log):
+    """The set the peer is cut down to equals the DBC signals our decoder publishes with the demo mapping
+    (plus the multiplexer it reads), and the cut-down cantools database decodes exactly those."""
+    from edge_assistant.bench.can import _merged_database, _restricted_database, decoded_signals
+    from edge_assistant.core.state import VehicleState
+    from edge_assistant.vehicle import decoder_for
+    from edge_assistant.vehicle.dbc import load_dbcs
+    from edge_assistant.vehicle.vss import load_mapping
+
+    full = _merged_database(load_dbcs([DEMO_DBC]))
+    wanted = decoded_signals(full, load_mapping(DEMO_MAPPING))
+    dec = decoder_for(DEMO_DBC, DEMO_MAPPING, VehicleState())
+    frames = list(read_log(demo_log))
+    dec.feed_messages(frames)
+    published = {r.source.split(" ", 1)[1] for r in dec.state.snapshot()}  # "can:0x123 Msg.Sig" -> "Msg.Sig"
+    by_id = {(m.frame_id, m.is_extended_frame): m for m in full.messages}
+    muxes = {f"{m.name}.{s.name}" for m in full.messages for s in m.signals if s.is_multiplexer}
+    expected = {f"{by_id[k].name}.{n}" for k, names in wanted.items() for n in names}
+    assert published == expected - muxes and expected & muxes  # the demo car's cell stats are multiplexed
+    peer = _restricted_database(full, wanted)
+    decoded = set()
+    for m in frames:
+        msg = peer.get_message_by_frame_id(m.arbitration_id)
+        decoded |= {f"{msg.name}.{name}" for name in peer.decode_message(m.arbitration_id, m.data)}
+    assert decoded == expected
+    assert decoded_signals(full) == {k: tuple(s.name for s in m.signals) for k, m in by_id.items()}
 
 
 def test_record_on_a_kernel_without_socketcan_fails_clearly(tmp_path, capsys):
