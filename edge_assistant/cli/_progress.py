@@ -72,3 +72,9 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # after finish() a no-op; on an error the bar goes and the error speaks

@@ -76,9 +76,10 @@ def adapt_with_progress(cfg, cache, force):
     t0 = time.monotonic()
     try:
         res = adapt_head(cfg, cache, force=force, progress=progress)
-    finally:
+    except BaseException:
         if stages:
             stages[-1].close()
+        raise
     if stages:
         stages[-1].finish("done")
     print(f"{name}: {'built' if res.built else 'up to date'} {res.path} in {time.monotonic() - t0:.1f} s",

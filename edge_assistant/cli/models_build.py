@@ -33,19 +33,14 @@ def run(args) -> int:
 
     log = logging.getLogger(__name__)
     cache = Path(args.cache) if args.cache else None
-    bar = Progress("whisper", total=8, unit="step")
     steps: list[str] = []
+    with Progress("whisper", total=8, unit="step") as bar:
+        def step(name: str) -> None:
+            steps.append(name)
+            bar.update(len(steps))
 
-    def step(name: str) -> None:
-        steps.append(name)
-        bar.update(len(steps))
-
-    try:
         directory, built = build_whisper(cache, force=args.force, progress=step)
-    except BaseException:
-        bar.close()
-        raise
-    bar.finish(f"{'built' if built else 'up to date'} {directory}")
+        bar.finish(f"{'built' if built else 'up to date'} {directory}")
     result: dict = {"whisper": {"directory": str(directory), "built": built}}
 
     from edge_assistant.wakeword.quantize import default_int8_path, quantize_embedding
@@ -54,15 +49,11 @@ def run(args) -> int:
         log.warning("wake int8 embedding not built: no --wake-calibration speech given")
         result["wakeword"] = {"built": False, "reason": "no calibration speech given"}
     else:
-        wbar = Progress("wake int8 embedding", unit="file")
-        try:
+        with Progress("wake int8 embedding", unit="file") as wbar:
             res = quantize_embedding(args.wake_calibration, method="static",
                                      out_path=default_int8_path(cache) if cache else None, force=args.force,
                                      progress=wbar.update)
-        except BaseException:
-            wbar.close()
-            raise
-        wbar.finish(f"{'built' if res.built else 'up to date'} {res.path}")
+            wbar.finish(f"{'built' if res.built else 'up to date'} {res.path}")
         result["wakeword"] = res.to_dict()
 
     from edge_assistant.cli.models_adapt import adapt_with_progress
