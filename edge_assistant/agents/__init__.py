@@ -1,4 +1,4 @@
-"""Agents: text in, an answer that names the values it used and their age, out."""
+"""Agents: a matched intent (typed slots) in, an answer that names the values it used and their age, out."""
 
 from edge_assistant.agents.base import Agent, AgentAnswer, ValueUsed
 

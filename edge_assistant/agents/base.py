@@ -1,4 +1,5 @@
-"""The agent interface: text in, :class:`AgentAnswer` out, every value used named with its age."""
+"""The agent interface: an :class:`Intent` (typed slots) in, :class:`AgentAnswer` out, every value used named
+with its age."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from edge_assistant.core.state import VehicleSnapshot
+from edge_assistant.intents import Intent
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,9 @@ class Agent(ABC):
     name: str = "agent"
 
     @abstractmethod
-    def answer(self, question: str) -> AgentAnswer:
-        """Answer ``question``; never invent a value that is missing or stale."""
+    def answer(self, intent: Intent) -> AgentAnswer:
+        """Answer ``intent`` from its name and slots (never by re-reading its text); never invent a value
+        that is missing or stale."""
 
 
 def age_words(age_s: float) -> str:

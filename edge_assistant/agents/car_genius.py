@@ -1,20 +1,19 @@
 """Car Genius: answers questions about the car from the live vehicle state and its trouble codes.
 
-Text in, :class:`~edge_assistant.agents.base.AgentAnswer` out. Topics: battery and range, tyre pressures
+An :class:`~edge_assistant.intents.Intent` in, :class:`~edge_assistant.agents.base.AgentAnswer` out. Topics: battery and range, tyre pressures
 (which wheel is low and how fast it is dropping, from a short history of readings), warning lamps and
 trouble codes (explained, with urgency and what to do), charging, service-relevant values. Every answer
 names the values it used and how old they are; a value that is missing or older than its freshness
 limit is said to be so and never used as if current.
 
-Routing (:func:`route`) asks the project's pure intent parser (``edge_assistant.intents``) first and
-maps its ``vehicle.*`` intents to Car Genius topics; a small keyword table here covers what it leaves
-unknown (e.g. "what does code P0AA6 mean"). Another router can be passed as ``router``.
+The intent's name picks the topic (:data:`TOPICS`) and its typed slots refine it (``wheel``: the tyre asked
+about); the question's text is never re-read. Climate and charging commands are understood but cannot
+be carried out yet, and the answer says so (:mod:`edge_assistant.agents.commands`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from edge_assistant.agents.base import Agent, AgentAnswer, SnapshotReader, ValueUsed, age_words
+from edge_assistant.agents.commands import command_answer
 from edge_assistant.agents.vss import (
     CABIN_TEMP,
     CABLE,
@@ -45,6 +45,7 @@ from edge_assistant.agents.vss import (
 )
 from edge_assistant.core.state import SignalReading, VehicleSnapshot, VehicleState
 from edge_assistant.diagnostics.dtc import SEVERITIES, explain
+from edge_assistant.intents import Intent
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +110,8 @@ class DtcReadout:
 
 
 # ------------------------------------------------------------------------------------ routing
-_ROUTES: list[tuple[str, re.Pattern[str]]] = [
-    ("tyres", re.compile(r"\b(tyres?|tires?|pressure|flat|puncture|tpms|leak\w*)\b")),
-    ("charging", re.compile(r"\b(charg\w*|plug\w*|cable)\b")),
-    ("warnings", re.compile(r"\b(lamps?|lights?|warning\w*|codes?|dtcs?|faults?|errors?|check engine|mil|"
-                            r"wrong|problem\w*|trouble|isolation)\b")),
-    ("battery", re.compile(r"\b(battery|soc|range|how far|km left|miles left|energy|percent)\b")),
-    ("service", re.compile(r"\b(service|maintenance|odometer|mileage|12 ?v|health|cells?|inspection)\b")),
-    ("status", re.compile(r"\b(status|overview|how is the car|everything ok|summary)\b")),
-]
-
-
 #: edge_assistant.intents names -> Car Genius topics
-_FROM_INTENTS = {
+TOPICS = {
     "vehicle.tyres": "tyres", "vehicle.warnings": "warnings", "vehicle.battery": "battery",
     "vehicle.range": "battery", "vehicle.charging": "charging", "vehicle.service": "service",
     "vehicle.status": "status", "vehicle.speed": "speed", "vehicle.temperature": "temperature",
@@ -130,27 +120,9 @@ _WHEEL_SLOTS = {"Row1.Left": "front left", "Row1.Right": "front right", "Row2.Le
                 "Row2.Right": "rear right"}
 
 
-def keyword_route(question: str) -> str:
-    """The local keyword table: the first topic whose pattern matches, ``unknown`` otherwise."""
-    q = question.lower()
-    for intent, pat in _ROUTES:
-        if pat.search(q):
-            return intent
-    return "unknown"
-
-
-def route_with_slots(question: str) -> tuple[str, dict]:
-    """(topic, slots): the intent parser's vehicle topic and slots, else the keyword table's topic."""
-    from edge_assistant.intents import parse
-
-    intent = parse(question)
-    topic = _FROM_INTENTS.get(intent.name)
-    return (topic or keyword_route(question)), dict(intent.slots)
-
-
-def route(question: str) -> str:
-    """The Car Genius topic of ``question`` (see :func:`route_with_slots`)."""
-    return route_with_slots(question)[0]
+def topic(intent: Intent) -> str:
+    """The Car Genius topic of ``intent`` (``unknown`` for intents it does not answer)."""
+    return TOPICS.get(intent.name, "unknown")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -168,6 +140,7 @@ def _fmt(value: object, unit: str | None) -> str:
 @dataclass
 class _Collector(SnapshotReader):
     asked_wheel: str | None = None  # "front left" when the question named a wheel
+    asked_code: str | None = None   # "P0AA6" when the question named a trouble code
 
     labels: ClassVar[Mapping[str, str]] = LABELS
     plausible: ClassVar[Mapping[str, tuple[float, float]]] = PLAUSIBLE
@@ -205,13 +178,11 @@ class CarGenius(Agent):
 
     def __init__(self, state: VehicleState | Callable[[], VehicleSnapshot],
                  dtcs: Callable[[], DtcReadout | None] | DtcReadout | None = None, vehicle: str | None = None,
-                 config: GeniusConfig | None = None,
-                 router: Callable[[str], str | tuple[str, dict]] = route_with_slots) -> None:
+                 config: GeniusConfig | None = None) -> None:
         self._state = state
         self._dtcs = dtcs
         self.vehicle = vehicle
         self.config = config or GeniusConfig()
-        self._route = router
         self._history_lock = threading.Lock()  # the producer's listener appends while answers read
         self._tyre_history: dict[str, deque[tuple[float, float]]] = {w: deque(maxlen=2048) for w in WHEELS}
         if isinstance(state, VehicleState):
@@ -274,23 +245,26 @@ class CarGenius(Agent):
         return -slope * 60.0, hist[-1][0] - hist[0][0]
 
     # ---------------------------------------------------------------- answering
-    def answer(self, question: str) -> AgentAnswer:
-        routed = self._route(question)
-        intent, slots = routed if isinstance(routed, tuple) else (routed, {})
+    def answer(self, intent: Intent) -> AgentAnswer:
+        if (command := command_answer(intent, self.name)) is not None:
+            return command
+        name = topic(intent)
         snap = self.snapshot()
         self.observe(snap)
-        col = _Collector(snap, asked_wheel=_WHEEL_SLOTS.get(str(slots.get("wheel"))))
+        code = intent.slots.get("code")
+        col = _Collector(snap, asked_wheel=_WHEEL_SLOTS.get(str(intent.slots.get("wheel"))),
+                         asked_code="".join(str(code).split()).upper() if code else None)
         handler = {
             "tyres": self._tyres, "battery": self._battery, "charging": self._charging,
             "warnings": self._warnings, "service": self._service, "status": self._status,
             "speed": self._speed, "temperature": self._temperature,
-        }.get(intent)
+        }.get(name)
         if handler is None:
             text = ("I can answer about the battery and range, tyre pressures, warning lamps and trouble codes, "
                     "charging, and service values such as the odometer and the 12 V battery.")
         else:
             text = handler(col)
-        return AgentAnswer(text=text, intent=intent, agent=self.name, values=tuple(col.used),
+        return AgentAnswer(text=text, intent=name, agent=self.name, values=tuple(col.used),
                            missing=tuple(dict.fromkeys(col.missing)), stale=tuple(dict.fromkeys(col.stale)),
                            implausible=tuple(dict.fromkeys(col.implausible)))
 
@@ -436,6 +410,12 @@ class CarGenius(Agent):
 
     def _warnings(self, col: _Collector) -> str:
         parts = []
+        if col.asked_code:
+            try:
+                parts.append(explain(col.asked_code, None, self.vehicle).text)
+            except ValueError:  # DataFormatError: not a code
+                parts.append(f"I heard code {col.asked_code}, which is not a trouble code I can read (expected "
+                             "a letter P, C, B or U and four hex digits, e.g. P0AA6).")
         on = self._lamps_on(col)
         parts.append(("Lamps on: " + "; ".join(on) + ".") if on else "No warning lamp signal I can read is on.")
         lines, head = self._dtc_lines(col)

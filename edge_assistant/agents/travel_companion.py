@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from edge_assistant.agents.base import Agent, AgentAnswer, SnapshotReader, ValueUsed, age_words
+from edge_assistant.agents.commands import command_answer
 from edge_assistant.agents.vss import (
     ALT,
     CURRENT,
@@ -48,8 +48,7 @@ from edge_assistant.agents.vss import (
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.core.state import SignalReading, VehicleSnapshot, VehicleState
 from edge_assistant.gnss.nmea import haversine_m
-from edge_assistant.intents import parse as parse_intent
-from edge_assistant.intents.parser import normalise
+from edge_assistant.intents import Intent
 
 log = logging.getLogger(__name__)
 
@@ -342,19 +341,18 @@ TRAVEL_INTENTS = ("travel.range", "travel.make_it", "travel.charge_stop", "trave
                   "travel.location")
 
 
-def classify(question: str) -> tuple[str, dict[str, float]]:
-    """``(intent, slots)`` for a travel question. Slots: distance_km, power_kw, target_pct, from_pct."""
-    norm = normalise(question)
-    parsed = parse_intent(question)
-    slots = {k: float(v) for k, v in parsed.slots.items()  # type: ignore[arg-type]
-             if k in ("distance_km", "power_kw", "target_pct", "from_pct")}
-    if "target_pct" not in slots and re.search(r"\bfull\b", norm):
-        slots["target_pct"] = 100.0
-    if parsed.name.startswith("travel."):
-        return parsed.name, slots
-    if parsed.name == "vehicle.range" or re.search(r"\bhow far\b|\brange\b|\b(km|mi) left\b|\benough\b|"
-                                                   r"\bhow many (km|mi)\b|\bcan i still drive\b", norm):
-        return ("travel.make_it" if "distance_km" in slots else "travel.range"), slots
+def classify(intent: Intent) -> tuple[str, dict[str, object]]:
+    """``(travel intent, slots)`` from a parsed intent. ``vehicle.range`` becomes ``travel.make_it`` with a
+    distance (or a place) and ``travel.range`` without. Slots: distance_km, power_kw, target_pct, from_pct
+    (numbers) and place (text)."""
+    slots: dict[str, object] = {k: float(v) for k, v in intent.slots.items()  # type: ignore[arg-type]
+                                if k in ("distance_km", "power_kw", "target_pct", "from_pct")}
+    if isinstance(intent.slots.get("place"), str):
+        slots["place"] = intent.slots["place"]
+    if intent.name.startswith("travel."):
+        return intent.name, slots
+    if intent.name == "vehicle.range":
+        return ("travel.make_it" if "distance_km" in slots or "place" in slots else "travel.range"), slots
     return "unknown", slots
 
 
@@ -443,18 +441,20 @@ class TravelCompanion(Agent):
         if last is None or now - last >= self.config.sample_every_s - 1e-3:  # 1 ms: float steps of log time
             self.observe(state.snapshot(now_s=now))
 
-    def answer(self, question: str, snapshot: VehicleSnapshot | None = None) -> AgentAnswer:
+    def answer(self, intent: Intent, snapshot: VehicleSnapshot | None = None) -> AgentAnswer:
+        if (command := command_answer(intent, self.name)) is not None:
+            return command
         snap = snapshot or self.snapshot()
         self.observe(snap)
-        intent, slots = classify(question)
+        name, slots = classify(intent)
         rd = _Reader(snap)
         with self._trip_lock:
-            return self._answer(intent, slots, rd)
+            return self._answer(name, slots, rd)
 
-    def _answer(self, intent: str, slots: dict[str, float], rd: _Reader) -> AgentAnswer:
+    def _answer(self, intent: str, slots: dict[str, object], rd: _Reader) -> AgentAnswer:
         handler = {
             "travel.range": lambda: self._range(rd),
-            "travel.make_it": lambda: self._make_it(rd, slots.get("distance_km")),
+            "travel.make_it": lambda: self._make_it(rd, slots.get("distance_km"), slots.get("place")),
             "travel.charge_stop": lambda: self._charge_stop(rd, slots.get("distance_km"), slots.get("power_kw")),
             "travel.charge_time": lambda: self._charge_time(rd, slots),
             "travel.trip": lambda: self._trip(rd),
@@ -544,8 +544,11 @@ class TravelCompanion(Agent):
             text += f" The state of charge {why}, so the reserve is converted at {est.consumption_words}."
         return text
 
-    def _make_it(self, rd: _Reader, distance_km: float | None) -> str:
+    def _make_it(self, rd: _Reader, distance_km: float | None, place: str | None = None) -> str:
         if distance_km is None:
+            if place:
+                return (f"I have no map, so I do not know how far {place} is. " + self._range(rd)
+                        + f" Tell me the distance (e.g. 'can I make it to {place}, 120 km?') and I will check it.")
             return self._range(rd) + " Tell me the distance (e.g. 'can I make it 120 km?') and I will check it."
         est = self._estimate(rd)
         if est is None:

@@ -49,7 +49,9 @@ def run(args) -> int:
         genius = genius_from_log(log_path, DEMO_DBC, DEMO_MAPPING, at_s=args.at, vehicle=vehicle)
         t_s = sc.duration_s if args.at is None else args.at
         genius.set_dtcs(read_demo_dtcs(genius, sc, t_s, channel=args.channel, vehicle=vehicle))
-    answer = genius.answer(args.question)
+    from edge_assistant.intents import parse
+
+    answer = genius.answer(parse(args.question))
     if args.json:
         write_json(answer.to_dict(), args.json)
     else:

@@ -51,7 +51,9 @@ def run(args) -> int:
         log_path, demo_nmea_path = demo_log()[0], demo_nmea()
         dbcs, mapping, nmea = [DEMO_DBC], DEMO_MAPPING, args.nmea or demo_nmea_path
     agent = travel_from_log(log_path, dbcs, mapping, nmea_path=nmea, at_s=args.at, config=cfg)
-    answer = agent.answer(args.question)
+    from edge_assistant.intents import parse
+
+    answer = agent.answer(parse(args.question))
     if args.json:
         data = answer.to_dict()
         s = agent.trip.stats()

@@ -9,9 +9,10 @@ from pathlib import Path
 import can
 import pytest
 
-from edge_assistant.agents.car_genius import CarGenius, DtcEntry, DtcReadout, genius_from_log, route
+from edge_assistant.agents.car_genius import CarGenius, DtcEntry, DtcReadout, genius_from_log, topic
 from edge_assistant.core.state import VehicleState
 from edge_assistant.diagnostics.demo import DEMO_BMS, demo_ecus, read_dtcs_once
+from edge_assistant.intents import parse
 from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, DemoScenario, write_demo_log
 
 RL = "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure"
@@ -48,7 +49,7 @@ def genius_end(demo_log) -> CarGenius:
 
 def test_low_tyre_named_with_its_rate_of_drop(genius_end: CarGenius, demo_log) -> None:
     _, sc = demo_log
-    a = genius_end.answer("Why is the tyre light on?")
+    a = genius_end.answer(parse("Why is the tyre light on?"))
     assert a.intent == "tyres"
     assert a.text.startswith("The tyre pressure lamp is on")
     assert "the rear left tyre is low" in a.text
@@ -64,7 +65,7 @@ def test_low_tyre_named_with_its_rate_of_drop(genius_end: CarGenius, demo_log) -
 
 
 def test_soc_and_range_with_their_ages(genius_end: CarGenius) -> None:
-    a = genius_end.answer("How much battery do I have left, and what's my range?")
+    a = genius_end.answer(parse("How much battery do I have left, and what's my range?"))
     assert a.intent == "battery"
     used = {v.path: v for v in a.values}
     soc, rng = used[SOC], used[RANGE]
@@ -74,7 +75,7 @@ def test_soc_and_range_with_their_ages(genius_end: CarGenius) -> None:
 
 
 def test_trouble_code_explained_with_urgency(genius_end: CarGenius) -> None:
-    a = genius_end.answer("What does the warning light on the dash mean?")
+    a = genius_end.answer(parse("What does the warning light on the dash mean?"))
     assert a.intent == "warnings"
     assert "malfunction (check-engine) lamp" in a.text and "tyre pressure lamp" in a.text
     assert "P0AA6" in a.text and "Severity critical" in a.text and "stop safely" in a.text
@@ -87,7 +88,7 @@ def test_no_code_before_it_appears(demo_log) -> None:
     path, sc = demo_log
     g = genius_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=200.0, vehicle="demo_ev")
     g.set_dtcs(_readout_over_uds(g, sc, 200.0))
-    a = g.answer("any fault codes?")
+    a = g.answer(parse("any fault codes?"))
     assert "No trouble codes are stored" in a.text and "P0AA6" not in a.text
     assert "No warning lamp signal I can read is on" in a.text
 
@@ -95,11 +96,11 @@ def test_no_code_before_it_appears(demo_log) -> None:
 def test_stale_data_is_said_when_the_log_is_cut_short(demo_log) -> None:
     path, sc = demo_log
     g = genius_from_log(path, DEMO_DBC, DEMO_MAPPING, at_s=sc.duration_s + 240.0)
-    tyres = g.answer("is a tyre low?")
+    tyres = g.answer(parse("is a tyre low?"))
     assert "All tyre readings are stale" in tyres.text and "rear left tyre is low" not in tyres.text
     assert "rear left tyre pressure" in tyres.stale
     assert all(v.age_s > 200 for v in tyres.values if v.path == RL)
-    battery = g.answer("what is my state of charge?")
+    battery = g.answer(parse("what is my state of charge?"))
     assert "but that reading is stale (4 min ago)" in battery.text
     assert "state of charge" in battery.stale
 
@@ -109,23 +110,23 @@ def test_missing_data_is_said_never_invented() -> None:
     st.update(SOC, 55.0, "percent", 100.0, "obd:01 5B")
     st.set_time(101.0)
     g = CarGenius(st)
-    tyres = g.answer("check my tyre pressures")
+    tyres = g.answer(parse("check my tyre pressures"))
     assert tyres.text == "I have no tyre pressure readings from this car, so I cannot tell which tyre is low."
     assert "rear left tyre pressure" in tyres.missing
-    battery = g.answer("battery range?")
+    battery = g.answer(parse("battery range?"))
     assert "55.0% (read 1 s ago)" in battery.text
     assert "does not report a range estimate" in battery.text and "estimated range" in battery.missing
-    codes = g.answer("any trouble codes?")
+    codes = g.answer(parse("any trouble codes?"))
     assert "No trouble codes have been read" in codes.text and "trouble-code read-out" in codes.missing
-    charging = g.answer("is it charging?")
+    charging = g.answer(parse("is it charging?"))
     assert charging.text == "I have no charging-state readings from this car."
 
 
 def test_asked_wheel_speed_and_temperature(genius_end: CarGenius) -> None:
-    a = genius_end.answer("is my front left tyre ok?")
+    a = genius_end.answer(parse("is my front left tyre ok?"))
     assert "The front left tyre is fine at" in a.text and "the rear left tyre is low" in a.text
-    assert genius_end.answer("how fast am I going?").text.startswith("Speed: ")
-    t = genius_end.answer("what's the temperature outside?")
+    assert genius_end.answer(parse("how fast am I going?")).text.startswith("Speed: ")
+    t = genius_end.answer(parse("what's the temperature outside?"))
     assert t.intent == "temperature" and "Outside: 6.0°C" in t.text
 
 
@@ -135,12 +136,12 @@ def test_leak_rate_needs_history_and_tells_a_steady_tyre() -> None:
     for w, p in wheels.items():
         st.update(f"Vehicle.Chassis.Axle.{w}.Tire.Pressure", p, "kPa", 0.0, "test")
     g = CarGenius(st)
-    first = g.answer("tyres?")
+    first = g.answer(parse("tyres?"))
     assert "rear left tyre is low at 200.0 kPa" in first.text and "not have enough pressure history" in first.text
     for t in range(10, 310, 10):  # five minutes, steady; the state feeds the history (no observe())
         for w, p in wheels.items():
             st.update(f"Vehicle.Chassis.Axle.{w}.Tire.Pressure", p, "kPa", float(t), "test")
-    steady = g.answer("tyres?")
+    steady = g.answer(parse("tyres?"))
     assert "steady over the last 5 min" in steady.text and "leak" not in steady.text
 
 
@@ -151,7 +152,7 @@ def test_leak_rate_needs_history_and_tells_a_steady_tyre() -> None:
     ("how fast am I going", "speed"), ("what is the temperature outside", "temperature"),
 ])
 def test_routing(question: str, intent: str) -> None:
-    assert route(question) == intent
+    assert topic(parse(question)) == intent
 
 
 def test_genius_cli_demo_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,14 +196,14 @@ def test_real_kona_log_answers_honestly(can_data: Path, tmp_path: Path) -> None:
     log = can_data / "kona_ev" / "230112-7-2019-pcan-ccan-power-off-on-ready-off.csv"
     dbc = can_data / "kona_ev" / "pcan.dbc"
     g = genius_from_log(log, dbc, mapping)
-    battery = g.answer("how much battery do I have?")
+    battery = g.answer(parse("how much battery do I have?"))
     soc = next(v for v in battery.values if v.path.endswith("StateOfCharge.Displayed"))
     assert 5 < soc.value < 100 and soc.age_s < 5 and soc.source.startswith("can:")
     assert f"{soc.value:.1f}%" in battery.text
-    tyres = g.answer("tyre pressures?")
+    tyres = g.answer(parse("tyre pressures?"))
     assert tyres.text.startswith("I have no tyre pressure readings") and len(tyres.missing) == 4
-    service = g.answer("anything for the next service?")
+    service = g.answer(parse("anything for the next service?"))
     assert "12 V battery voltage" in service.implausible and "not plausible" in service.text
     assert "12 V battery is low" not in service.text
-    early = genius_from_log(log, dbc, mapping, at_s=60.0).answer("battery?")
+    early = genius_from_log(log, dbc, mapping, at_s=60.0).answer(parse("battery?"))
     assert "stale" in early.text and early.stale

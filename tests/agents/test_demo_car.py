@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge_assistant.agents import vss
+from edge_assistant.intents import parse
 
 RL = "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure"
 
@@ -25,7 +26,7 @@ def test_one_state_for_the_demo_car(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     rate = car.genius.leak_rate_kpa_per_min("rear left")
     assert rate is not None and rate[0] > 2.0 and rate[1] >= 500
     assert car.travel.trip.stats().distance_km > 8.0
-    tyres = car.genius.answer("why is the tyre light on?")
+    tyres = car.genius.answer(parse("why is the tyre light on?"))
     assert "rear left tyre is low" in tyres.text and "a leak" in tyres.text
-    assert "P0AA6" in car.genius.answer("any trouble codes?").text
-    assert car.travel.answer("where am I?").text.startswith("You are at 48.")
+    assert "P0AA6" in car.genius.answer(parse("any trouble codes?")).text
+    assert car.travel.answer(parse("where am I?")).text.startswith("You are at 48.")

@@ -20,6 +20,7 @@ from edge_assistant.agents.travel_companion import (
 )
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.core.state import VehicleState
+from edge_assistant.intents import parse
 
 T0 = 1_767_225_600.0
 CFG = TravelConfig()  # 64 kWh usable, 10 % reserve
@@ -41,7 +42,7 @@ def state_with(now: float = T0 + 100, age_s: float = 0.5, **values) -> VehicleSt
 
 
 def ask(state: VehicleState, question: str, config: TravelConfig = CFG) -> AgentAnswer:
-    return TravelCompanion(state, config).answer(question)
+    return TravelCompanion(state, config).answer(parse(question))
 
 
 def used(ans: AgentAnswer, path: str):
@@ -53,8 +54,11 @@ def used(ans: AgentAnswer, path: str):
     ("question", "intent", "slots"),
     [
         ("can I make it 120 km?", "travel.make_it", {"distance_km": 120.0}),
-        ("Can we get to Munich, it's one hundred and twenty kilometres", "travel.make_it", {"distance_km": 120.0}),
-        ("will I reach a place 80 miles away", "travel.make_it", {"distance_km": pytest.approx(128.748, abs=0.01)}),
+        ("Can we get to Munich, it's one hundred and twenty kilometres", "travel.make_it",
+         {"distance_km": 120.0, "place": "Munich"}),
+        ("will I reach Ulm 80 miles away", "travel.make_it",
+         {"distance_km": pytest.approx(128.748, abs=0.01), "place": "Ulm"}),
+        ("can I make it to Munich", "travel.make_it", {"place": "Munich"}),
         ("what's my range", "travel.range", {}),
         ("how far can I go", "travel.range", {}),
         ("where should I stop to charge on a 400 km trip?", "travel.charge_stop", {"distance_km": 400.0}),
@@ -70,14 +74,15 @@ def used(ans: AgentAnswer, path: str):
          {"power_kw": 22.0, "target_pct": 100.0}),
         ("charge time to 90 percent at a 350 kilowatt charger", "travel.charge_time",
          {"power_kw": 350.0, "target_pct": 90.0}),
-        ("do I have to stop for charging on the way to Berlin, 580 km", "travel.charge_stop", {"distance_km": 580.0}),
+        ("do I have to stop for charging on the way to Berlin, 580 km", "travel.charge_stop",
+         {"distance_km": 580.0, "place": "Berlin"}),
         ("I need to drive 35 miles, is my battery enough?", "travel.make_it",
          {"distance_km": pytest.approx(56.327, abs=0.01)}),
         ("play some music", "unknown", {}),
     ],
 )
 def test_classify(question: str, intent: str, slots: dict) -> None:
-    got_intent, got_slots = classify(question)
+    got_intent, got_slots = classify(parse(question))
     assert got_intent == intent
     assert got_slots == slots
 
@@ -276,11 +281,11 @@ def test_trip_answer_and_consumption_feed_the_range() -> None:
     st = VehicleState()
     agent = TravelCompanion(st, CFG)
     _drive(agent.trip, st, T0, 900, 90.0, 22.5, 80.0)  # 22.5 km at 25 kWh/100 km
-    ans = agent.answer("how was my trip?")
+    ans = agent.answer(parse("how was my trip?"))
     assert "Trip so far: 22.5 km (from speed) in 15 min" in ans.text
     assert "25.0 kWh/100 km" in ans.text and "average 90 km/h while moving" in ans.text
     assert {"trip distance", "trip consumption"} <= {v.label for v in ans.values}
-    rng = agent.answer("what's my range")  # no car range: trip consumption is used and named
+    rng = agent.answer(parse("what's my range"))  # no car range: trip consumption is used and named
     assert "over your last 20.0 km" in rng.text and "25.0 kWh/100 km" in rng.text
 
 
@@ -309,10 +314,10 @@ def test_demo_drive_trip_matches_odometer_gnss_and_soc(demo: tuple[Path, Path]) 
     assert s.odometer_km == pytest.approx(s.distance_km, abs=0.15)  # odometer has 0.1 km steps
     assert s.gnss_distance_km == pytest.approx(s.distance_km, rel=0.05)  # GNSS lost in the tunnel for 30 s
     assert s.energy_kwh == pytest.approx(s.soc_used_pct / 100 * 64.0, rel=0.06)
-    ans = agent.answer("can I make it 120 km?")
+    ans = agent.answer(parse("can I make it 120 km?"))
     assert ans.text.startswith("Yes.") and "car's own range estimate (read" in ans.text
     assert used(ans, tc.SOC).age_s < 1.0 and used(ans, tc.SOC).source.startswith("can:")
-    where = agent.answer("where am I?")
+    where = agent.answer(parse("where am I?"))
     assert where.text.startswith("You are at 48.") and "latitude" not in where.stale
 
 
@@ -327,14 +332,14 @@ def test_demo_log_cut_short_reads_stale(demo: tuple[Path, Path], tmp_path: Path)
     short = tmp_path / "cut.log"
     short.write_text("\n".join(cut) + "\n")
     agent = travel_from_log(short, DEMO_DBC, DEMO_MAPPING, nmea_path=nmea, at_s=420.0)
-    ans = agent.answer("what's my range?")
+    ans = agent.answer(parse("what's my range?"))
     assert "too old to trust" in ans.text and "2 min ago" in ans.text
     assert "state of charge" in ans.stale
-    trip = agent.answer("how was my trip")
+    trip = agent.answer(parse("how was my trip"))
     assert "The last fresh trip data is from 2 min ago" in trip.text and "trip data" in trip.stale
     assert "Not counted: 1 gap in the data (120 s)" in trip.text
     assert agent.trip.stats().duration_s < 300 - 40  # the drive starts at 45 s; the 120 s gap is not trip time
-    where = agent.answer("where am I")  # the GNSS log goes on, but at 420 s the car is in the demo's tunnel
+    where = agent.answer(parse("where am I"))  # the GNSS log goes on, but at 420 s the car is in the demo's tunnel
     assert "last known position" in where.text and "latitude" in where.stale
 
 
@@ -384,12 +389,12 @@ def test_real_kona_log_range_and_staleness(can_data: Path, tmp_path: Path) -> No
     want_soc = last[0x542].data[0] * 0.5
 
     agent = travel_from_log(log_path, [dbc], mapping)
-    ans = agent.answer("what's my range?")
+    ans = agent.answer(parse("what's my range?"))
     assert f"About {want_km:.0f} km" in ans.text and f"at {want_soc:.1f} % state of charge" in ans.text
     assert "car's own range estimate" in ans.text and not ans.stale
     assert used(ans, tc.RANGE).source == "can:0x200 VCU_200.Range"
 
-    later = travel_from_log(log_path, [dbc], mapping, at_s=60.0).answer("can I make it 50 km?")
+    later = travel_from_log(log_path, [dbc], mapping, at_s=60.0).answer(parse("can I make it 50 km?"))
     assert later.text.startswith("I cannot tell whether you can make 50 km: the data is too old")
     assert f"{want_km:.0f} km" in later.text and set(later.stale) == {"displayed state of charge", "car's range estimate"}
 
@@ -400,6 +405,6 @@ def test_on_a_plain_state_from_log_without_history(demo: tuple[Path, Path]) -> N
 
     state = state_from_log(demo[0], DEMO_DBC, DEMO_MAPPING, until_s=200.0)
     agent = TravelCompanion(state)
-    assert "No trip recorded yet" in agent.answer("how was my trip?").text  # one snapshot is no history
-    ans = agent.answer("can I make it 100 km?")
+    assert "No trip recorded yet" in agent.answer(parse("how was my trip?")).text  # one snapshot is no history
+    ans = agent.answer(parse("can I make it 100 km?"))
     assert ans.text.startswith("Yes.") and used(ans, tc.SOC).age_s < 1.0

@@ -1,0 +1,142 @@
+"""Intent benchmark: the matcher on its grammar's sentences, clean and with ASR-style noise, and on real
+sentences that ask for nothing the grammar knows (false accepts).
+
+Sentences come from a seeded walk over the grammar (:func:`edge_assistant.intents.sample.sample_grammar`);
+the noise is what a recogniser does to them: numbers as words, a filler word, two letters swapped in one
+word, capitals and punctuation. Nothing here is tuned on the negatives: they are only counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_assistant.intents import Intent, IntentMatcher
+from edge_assistant.intents.sample import Sample, sample_grammar
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Probability of each kind of noise per sentence."""
+
+    number_words_p: float = 0.7   #: digits said as words ("21" -> "twenty-one")
+    filler_p: float = 0.3         #: an "uh"/"um" somewhere
+    typo_p: float = 0.3           #: two neighbouring letters swapped in one word of 5+ letters
+    punctuation_p: float = 0.5    #: capital first letter and a final "?" or "."
+
+
+_FILLERS = ("uh", "um", "er")
+
+
+def add_noise(text: str, rng: random.Random, cfg: NoiseConfig = NoiseConfig()) -> str:
+    """``text`` as a recogniser might write it (seeded by ``rng``)."""
+    from unicode_rbnf import RbnfEngine
+
+    words = text.split()
+    if rng.random() < cfg.number_words_p:
+        engine = RbnfEngine.for_language("en")
+        words = [engine.format_number(int(w)).text if w.isdigit() else w for w in words]
+    if rng.random() < cfg.typo_p:
+        long_words = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+        if long_words:
+            i = rng.choice(long_words)
+            w = words[i]
+            j = rng.randrange(1, len(w) - 2)  # keep the first letter, swap two inner neighbours
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    if rng.random() < cfg.filler_p:
+        words.insert(rng.randrange(len(words) + 1), rng.choice(_FILLERS))
+    out = " ".join(words)
+    if rng.random() < cfg.punctuation_p and out:
+        out = out[0].upper() + out[1:] + rng.choice(("?", "."))
+    return out
+
+
+def negative_sentences(speech_asr: Path) -> list[str]:
+    """The reference sentences of ``speech/asr/*/transcripts.tsv`` (real speech; no car requests)."""
+    texts: list[str] = []
+    for tsv in sorted(speech_asr.glob("*/transcripts.tsv")):
+        with tsv.open(encoding="utf-8", newline="") as f:
+            texts += [row["text"] for row in csv.DictReader(f, delimiter="\t") if row.get("text")]
+    return texts
+
+
+def _ok(sample: Sample, got: Intent) -> tuple[bool, bool]:
+    """(intent right, intent and slots right)."""
+    return got.name == sample.intent, got.name == sample.intent and got.slots == sample.slots
+
+
+def run_intent_bench(matcher: IntentMatcher, per_intent: int = 20, seeds: Sequence[int] = (0, 1, 2),
+                     negatives: Iterable[str] = (), noise: NoiseConfig = NoiseConfig()) -> dict:
+    """Accuracy on clean and noisy grammar sentences, false accepts on ``negatives``, time per match."""
+    times_ms: list[float] = []
+
+    def timed(text: str) -> Intent:
+        t0 = time.perf_counter()
+        got = matcher.match(text)
+        times_ms.append((time.perf_counter() - t0) * 1e3)
+        return got
+
+    counts = {k: 0 for k in ("n", "clean_intent", "clean_slots", "noisy_intent", "noisy_slots", "noisy_rejected",
+                             "noisy_wrong")}
+    conf_clean: list[float] = []
+    conf_noisy: list[float] = []
+    wrong: list[dict] = []
+    for seed in seeds:
+        rng = random.Random(seed + 10_000)  # the noise's own stream, apart from the sampler's
+        for s in sample_grammar(matcher.grammar, per_intent, seed):
+            counts["n"] += 1
+            clean = timed(s.text)
+            a, b = _ok(s, clean)
+            counts["clean_intent"] += a
+            counts["clean_slots"] += b
+            conf_clean.append(clean.confidence)
+            text = add_noise(s.text, rng, noise)
+            got = timed(text)
+            a, b = _ok(s, got)
+            counts["noisy_intent"] += a
+            counts["noisy_slots"] += b
+            if got.name == "unknown":
+                counts["noisy_rejected"] += 1
+            else:
+                conf_noisy.append(got.confidence)
+                if not a:
+                    counts["noisy_wrong"] += 1
+                    wrong.append({"text": text, "expected": s.intent, "got": got.name})
+    neg = list(negatives)
+    false_accepts = [{"text": t, "intent": g.name, "confidence": g.confidence}
+                     for t in neg if (g := timed(t)).name != "unknown"]
+    n = max(counts["n"], 1)
+    times_ms.sort()
+    return {
+        "intents": len(matcher.names) - 1, "sentences": counts["n"], "per_intent": per_intent, "seeds": list(seeds),
+        "clean": {"intent_accuracy": counts["clean_intent"] / n, "slot_accuracy": counts["clean_slots"] / n,
+                  "mean_confidence": statistics.fmean(conf_clean) if conf_clean else None},
+        "noisy": {"intent_accuracy": counts["noisy_intent"] / n, "slot_accuracy": counts["noisy_slots"] / n,
+                  "rejected": counts["noisy_rejected"] / n, "wrong_intent": counts["noisy_wrong"] / n,
+                  "mean_confidence_accepted": statistics.fmean(conf_noisy) if conf_noisy else None,
+                  "wrong_examples": wrong[:10]},
+        "negatives": {"sentences": len(neg), "false_accepts": false_accepts},
+        "match_ms": {"median": statistics.median(times_ms) if times_ms else None,
+                     "p95": times_ms[int(0.95 * (len(times_ms) - 1))] if times_ms else None,
+                     "max": times_ms[-1] if times_ms else None, "matches": len(times_ms)},
+    }
+
+
+def summary(res: dict) -> str:
+    """A few lines for a person."""
+    c, z, neg, ms = res["clean"], res["noisy"], res["negatives"], res["match_ms"]
+    return "\n".join([
+        f"{res['sentences']} grammar sentences ({res['intents']} intents x {res['per_intent']} x seeds {res['seeds']})",
+        f"clean: intent {c['intent_accuracy']:.1%}, intent+slots {c['slot_accuracy']:.1%}",
+        f"noisy: intent {z['intent_accuracy']:.1%}, intent+slots {z['slot_accuracy']:.1%}, not guessed "
+        f"{z['rejected']:.1%}, wrong intent {z['wrong_intent']:.1%}",
+        f"negatives: {len(neg['false_accepts'])} false accepts in {neg['sentences']} sentences",
+        f"match time: median {ms['median']:.2f} ms, p95 {ms['p95']:.2f} ms, max {ms['max']:.2f} ms "
+        f"({ms['matches']} matches)",
+    ])
+
