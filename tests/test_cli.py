@@ -54,3 +54,11 @@ def test_streaming_output_to_a_closed_pipe_exits_quietly(tmp_path) -> None:
     assert first.startswith(b"{")
     assert rc == 141, err.read_text()
     assert "Traceback" not in err.read_text() and "BrokenPipe" not in err.read_text()
+
+
+@pytest.mark.parametrize("command", [["wake", "x.wav"], ["bench", "wake", "--positives", "x"]])
+def test_wake_verifier_flag_names_a_known_verifier(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--verifier NAME|off` on `wake` and `bench wake`: an unknown name is the project's error, naming the key."""
+    assert main([*command, "--verifier", "bogus"]) == 1
+    err = capsys.readouterr().err
+    assert "verifier" in err and "'bogus'" in err and "whisper" in err

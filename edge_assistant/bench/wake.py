@@ -12,13 +12,25 @@ minimum over ``patience`` consecutive steps (with patience 1, the clip's maximum
 threshold of the curve comes from one pass. Threshold and patience default to the head's manifest
 (0.5 and 1 for the shipped heads). ``negative_hours`` is the duration of the negative clips without padding.
 Unreadable files are listed with their error and skipped; they never stop the run.
+
+Those clip counts are the head's alone. Events are counted too, at the operating point: a long negative
+clip can fire several times (``false_accept_events``, ``fa_events_per_hour``: one per engine event, with
+the engine's 2 s refractory period). With a verifier (``verifier``: the heads' manifests, or a name, or
+"off") each run also has a ``verifier`` block with the same figures after verification (wake rate, false
+accepts per clip and per event), the proposals it saw and its cost per proposal (p50/p95, ms). Every run
+lists its figures per negative set (``negative_sets``: a folder given, or its first-level subfolders).
+Measured times are kept apart from the (deterministic) runs: ``timing`` has per condition the engine's
+compute time per 80 ms step on the negatives and the positives (feed + verification, and without the
+verifier's share) and the verifier's cost per proposal (p50/p95/max, ms); ``chunk_ms`` feeds the clips
+in chunks as a microphone would (0: each clip in one call).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +65,8 @@ class WakeBenchConfig:
     # More heads scored in the same pass (one front end and embedding for all), each at its own
     # manifest's operating point unless thresholds/patience are given; reported in "runs".
     compare: tuple[str, ...] = ()
+    verifier: str | None = None  # second stage for every head: "whisper", "off"; None = each manifest's
+    chunk_ms: float = 0.0  # feed each clip in chunks of this length (0: in one call)
 
 
 @dataclass
@@ -60,6 +74,14 @@ class _Clips:
     paths: list[str]
     maxima: list[np.ndarray]  # per clip: max score per label
     seconds: float
+    sets: list[str] = field(default_factory=list)  # per clip: the negative set it belongs to
+    proposals: list[np.ndarray] = field(default_factory=list)  # per clip: head events per label
+    accepted: list[np.ndarray] = field(default_factory=list)  # per clip: events after verification per label
+    set_seconds: dict[str, float] = field(default_factory=dict)
+    verifier_ms: list[list[float]] = field(default_factory=list)  # per label: cost of every verification
+    engine_s: float = 0.0  # engine compute time (feed + flush), verification included
+    verifier_s: float = 0.0
+    steps: int = 0
 
 
 def sustained_max(scores: np.ndarray, patience: int) -> np.ndarray:
@@ -72,10 +94,27 @@ def sustained_max(scores: np.ndarray, patience: int) -> np.ndarray:
     return runs.min(axis=2).max(axis=0)
 
 
-def _stream_max(engine: Any, pcm16: np.ndarray, patience: Sequence[int]) -> np.ndarray:
-    """Per label column, the sustained maximum with that column's patience."""
+def _stream(engine: Any, pcm16: np.ndarray, patience: Sequence[int], chunk: int, res: _Clips) -> np.ndarray:
+    """Stream one clip; record its events in ``res``; return per label the sustained maximum score."""
     engine.reset()
-    scores = engine.feed(pcm16).scores
+    labels = {(s["model"], s["label"]): j for j, s in enumerate(engine.detection_settings)}
+    t0 = time.perf_counter()
+    parts = [engine.feed(pcm16[i : i + chunk]) for i in range(0, len(pcm16), chunk)] if chunk else [engine.feed(pcm16)]
+    parts.append(engine.flush())
+    res.engine_s += time.perf_counter() - t0
+    scores = np.concatenate([p.scores for p in parts])
+    res.steps += len(scores)
+    proposals = np.zeros(scores.shape[1], np.int64)
+    accepted = np.zeros(scores.shape[1], np.int64)
+    for ev in (e for p in parts for e in (*p.events, *p.rejected)):
+        j = labels[(ev.model, ev.label)]
+        proposals[j] += 1
+        accepted[j] += ev.verified is not False
+        if ev.verifier_ms is not None:
+            res.verifier_ms[j].append(ev.verifier_ms)
+            res.verifier_s += ev.verifier_ms / 1e3
+    res.proposals.append(proposals)
+    res.accepted.append(accepted)
     cols = np.asarray(patience)
     out = np.zeros(scores.shape[1], np.float32)
     for p in set(patience):
@@ -83,42 +122,96 @@ def _stream_max(engine: Any, pcm16: np.ndarray, patience: Sequence[int]) -> np.n
     return out
 
 
-def _load_all(dirs: Sequence[str], unreadable: list[dict[str, str]]) -> list[tuple[str, np.ndarray]]:
+def _set_name(arg: str, path: Path) -> str:
+    """The negative set of ``path`` given as ``arg``: the folder, or its first-level subfolder."""
+    base = Path(arg)
+    if not base.is_dir():
+        return base.parent.name or str(base)
+    rel = path.relative_to(base).parts
+    return f"{base.name}/{rel[0]}" if len(rel) > 1 else base.name
+
+
+def _load_all(dirs: Sequence[str], unreadable: list[dict[str, str]]) -> list[tuple[str, np.ndarray, str]]:
     from edge_assistant.audio.io import iter_audio_files, read_audio
 
     out = []
-    for p in iter_audio_files(list(dirs)):
-        try:
-            out.append((str(p), read_audio(p, "float32")))
-        except AudioFileError as exc:
-            unreadable.append({"path": str(p), "error": exc.reason})
-            log.warning("unreadable: %s", exc)
+    for arg in dirs:
+        for p in iter_audio_files([arg]):
+            try:
+                out.append((str(p), read_audio(p, "float32"), _set_name(arg, p)))
+            except AudioFileError as exc:
+                unreadable.append({"path": str(p), "error": exc.reason})
+                log.warning("unreadable: %s", exc)
     return out
 
 
 def _score_set(
     engine: Any,
-    clips: list[tuple[str, np.ndarray]],
+    clips: list[tuple[str, np.ndarray, str]],
     pad: np.ndarray,
     noise: Any,
     snr_db: float | None,
     desc: str,
     progress: bool,
     patience: Sequence[int],
+    chunk: int = 0,
 ) -> _Clips:
     from tqdm import tqdm
 
     from edge_assistant.audio.io import to_int16
 
-    res = _Clips([], [], 0.0)
-    for path, x in tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False):
+    res = _Clips([], [], 0.0, verifier_ms=[[] for _ in patience])
+    for path, x, group in tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False):
         y = np.concatenate((pad, x, pad))
         if noise is not None and snr_db is not None:
             y = noise.mix(y, snr_db, key=Path(path).name + "\0" + str(Path(path).parent.name))
         res.paths.append(path)
-        res.maxima.append(_stream_max(engine, to_int16(y), patience))
+        res.sets.append(group)
+        res.maxima.append(_stream(engine, to_int16(y), patience, chunk, res))
         res.seconds += len(x) / 16000.0
+        res.set_seconds[group] = res.set_seconds.get(group, 0.0) + len(x) / 16000.0
     return res
+
+
+def _per_hour(count: int, seconds: float) -> float | None:
+    return count / (seconds / 3600.0) if seconds > 0 else None
+
+
+def _event_figures(pos: _Clips, neg: _Clips, col: int, which: str) -> dict[str, Any]:
+    """Wake rate and false accepts per clip and per event from ``which`` ("proposals" or "accepted")."""
+    p = np.array([c[col] for c in getattr(pos, which)], np.int64)
+    n = np.array([c[col] for c in getattr(neg, which)], np.int64)
+    sets = {}
+    for name in dict.fromkeys(neg.sets):
+        idx = np.array([g == name for g in neg.sets])
+        events = int(n[idx].sum()) if len(n) else 0
+        sets[name] = {"clips": int(idx.sum()), "hours": neg.set_seconds[name] / 3600.0,
+                      "false_accepts": int((n[idx] > 0).sum()) if len(n) else 0, "false_accept_events": events,
+                      "fa_events_per_hour": _per_hour(events, neg.set_seconds[name])}
+    return {
+        "detected": int((p > 0).sum()),
+        "wake_rate": float((p > 0).mean()) if len(p) else None,
+        "false_accepts": int((n > 0).sum()),
+        "false_accept_events": int(n.sum()),
+        "fa_events_per_hour": _per_hour(int(n.sum()), neg.seconds),
+        "negative_sets": sets,
+        "missed": [path for path, k in zip(pos.paths, p, strict=True) if k == 0],
+        "false_accept_files": [path for path, k in zip(neg.paths, n, strict=True) if k > 0],
+    }
+
+
+def _cost(clips: _Clips) -> dict[str, Any]:
+    us = 1e6 / clips.steps if clips.steps else None
+    return {"steps": clips.steps, "us_per_step": clips.engine_s * us if us else None,
+            "us_per_step_without_verifier": (clips.engine_s - clips.verifier_s) * us if us else None}
+
+
+def _ms_stats(ms: list[float]) -> dict[str, Any]:
+    if not ms:
+        return {"n": 0, "p50": None, "p95": None, "max": None, "mean": None}
+    a = np.asarray(ms)
+    return {"n": len(a), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "max": float(a.max()), "mean": float(a.mean())}
 
 
 def _summary(pos: _Clips, neg: _Clips, col: int, threshold: float) -> dict[str, Any]:
@@ -136,6 +229,12 @@ def _summary(pos: _Clips, neg: _Clips, col: int, threshold: float) -> dict[str, 
     }
 
 
+def _make_recognizer() -> Any:
+    from edge_assistant.asr.recognizer import WhisperRecognizer
+
+    return WhisperRecognizer()
+
+
 def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready result (see module docstring for the keys)."""
     from edge_assistant.audio.noise import load_noise
@@ -143,11 +242,13 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
     engine = WakeWordEngine(
         EngineConfig(
             models=tuple(WakeWordConfig(m, threshold=cfg.thresholds[0] if cfg.thresholds else None,
-                                        patience_frames=cfg.patience) for m in (cfg.model, *cfg.compare)),
+                                        patience_frames=cfg.patience, verifier=cfg.verifier)
+                         for m in (cfg.model, *cfg.compare)),
             features=cfg.features,
             int8_embedding=cfg.int8,
             int8_model_path=cfg.int8_model_path,
             noise_suppression=cfg.noise_suppression,
+            recognizer=_make_recognizer,  # called only when a head has a verifier
         )
     )
     # The engine resolved the defaults from each head's manifest: report what it runs.
@@ -163,11 +264,16 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
         snrs = [5.0]
     pad = np.zeros(int(round(cfg.pad_s * 16000)), dtype=np.float32)
     columns = [(head, label) for head in engine.heads for label in head.labels]
-    runs = []
+    verifiers = engine.verifiers
+    chunk = int(round(cfg.chunk_ms * 16)) if cfg.chunk_ms > 0 else 0
+    runs, timing = [], []
     for snr in snrs:
         tag = "quiet" if snr is None else f"{snr:g} dB"
-        pos = _score_set(engine, positives, pad, noise, snr, f"positives ({tag})", cfg.progress, patience)
-        neg = _score_set(engine, negatives, pad, noise, snr, f"negatives ({tag})", cfg.progress, patience)
+        pos = _score_set(engine, positives, pad, noise, snr, f"positives ({tag})", cfg.progress, patience, chunk)
+        neg = _score_set(engine, negatives, pad, noise, snr, f"negatives ({tag})", cfg.progress, patience, chunk)
+        timing.append({"snr_db": snr, "chunk_ms": cfg.chunk_ms, "negatives": _cost(neg), "positives": _cost(pos),
+                       "verifier_ms": {f"{v['model']}:{v['label']}": _ms_stats(pos.verifier_ms[j] + neg.verifier_ms[j])
+                                       for j, v in enumerate(verifiers) if v["verifier"] is not None}})
         for col, (head, label) in enumerate(columns):
             thresholds = tuple(cfg.thresholds) or (settings[col]["threshold"],)
             main = _summary(pos, neg, col, thresholds[0])
@@ -179,6 +285,15 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
                               "false_accepts": s["false_accepts"]})
             col_p = np.array([m[col] for m in pos.maxima]) if pos.maxima else np.zeros(0)
             col_n = np.array([m[col] for m in neg.maxima]) if neg.maxima else np.zeros(0)
+            head_events = _event_figures(pos, neg, col, "proposals")
+            verified = None
+            if verifiers[col]["verifier"] is not None:
+                vc = engine.verifier_config
+                verified = {**verifiers[col], "lookback_s": vc.lookback_s, "lookahead_s": vc.lookahead_s,
+                            "min_logprob": vc.min_logprob,
+                            "proposals": {"positives": int(sum(c[col] for c in pos.proposals)),
+                                          "negatives": int(sum(c[col] for c in neg.proposals))},
+                            **_event_figures(pos, neg, col, "accepted")}
             runs.append(
                 {
                     "model": head.name,
@@ -199,6 +314,10 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
                     "thresholds": [_summary(pos, neg, col, t) for t in thresholds],
                     "missed": [p for p, m in zip(pos.paths, col_p, strict=True) if m < thresholds[0]],
                     "false_accept_files": [p for p, m in zip(neg.paths, col_n, strict=True) if m >= thresholds[0]],
+                    "false_accept_events": head_events["false_accept_events"],
+                    "fa_events_per_hour": head_events["fa_events_per_hour"],
+                    "negative_sets": head_events["negative_sets"],
+                    "verifier": verified,
                     "curve": curve,
                 }
             )
@@ -211,6 +330,7 @@ def run_wake_bench(cfg: WakeBenchConfig) -> dict[str, Any]:
             "licence": engine.heads[0].manifest.licence,
             "unreadable": unreadable,
             "runs": runs,
+            "timing": timing,
         }
     )
     return result

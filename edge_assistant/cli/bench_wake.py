@@ -34,11 +34,20 @@ def register(subparsers) -> None:
     p.add_argument("--features", choices=("c", "onnx"), default="c", help="mel features: C front end or ONNX reference")
     p.add_argument("--suppress-noise", action=argparse.BooleanOptionalAction, default=None,
                    help="run the C noise suppressor before the features (default: the head's; on for alexa_car)")
+    p.add_argument("--verifier", metavar="NAME|off", default=None,
+                   help="second stage that confirms each detection before it counts: 'whisper' (Whisper tiny.en scores the wake phrase on the audio around it) or 'off' (default: each head's manifest; off for shipped heads)")
+    p.add_argument("--chunk-ms", type=float, default=0.0, metavar="MS",
+                   help="feed each clip in chunks of MS, as a microphone would (default 0: the whole clip at once); "
+                        "the engine cost per step is then comparable with `bench latency`")
     p.add_argument("--pad", type=float, default=1.0, metavar="S", help="silence before/after each clip (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     p.add_argument("--plot", metavar="FILE", help="write the FR/FA curve as a PNG")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.set_defaults(func=run)
+
+
+def _per_h(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}/h"
 
 
 def run(args) -> int:
@@ -49,7 +58,8 @@ def run(args) -> int:
         model=args.model, positives=tuple(args.positives), negatives=tuple(args.negatives),
         thresholds=tuple(args.threshold), patience=args.patience, noise=args.noise, snr_db=tuple(args.snr), pad_s=args.pad,
         int8=args.int8 or bool(args.int8_model), int8_model_path=args.int8_model, features=args.features,
-        noise_suppression=args.suppress_noise, seed=args.seed, progress=True, compare=tuple(args.compare))
+        noise_suppression=args.suppress_noise, seed=args.seed, progress=True, compare=tuple(args.compare),
+        verifier=args.verifier, chunk_ms=args.chunk_ms)
     result = run_wake_bench(cfg)
     write_json(result, args.json)
     if args.plot:
@@ -61,7 +71,28 @@ def run(args) -> int:
         rate = "n/a" if r["wake_rate"] is None else f"{100 * r['wake_rate']:.2f}%"
         fah = "n/a" if r["fa_per_hour"] is None else f"{r['fa_per_hour']:.2f}/h"
         print(f"{r['model']}: {r['label']} [{cond}] T={r['threshold']:g} patience {r['patience_frames']}: wake {r['detected']}/{r['positives']} = {rate}; "
-              f"false accepts {r['false_accepts']}/{r['negatives']} ({fah} over {r['negative_hours']:.3f} h)", file=out)
+              f"false accepts {r['false_accepts']}/{r['negatives']} ({fah} over {r['negative_hours']:.3f} h); "
+              f"{r['false_accept_events']} false-accept event(s) ({_per_h(r['fa_events_per_hour'])})", file=out)
+        v = r["verifier"]
+        if v is not None:
+            print(f"  + verifier {v['verifier']} ({v['phrase']!r}, min log-prob {v['min_logprob']:g}, look-ahead "
+                  f"{v['lookahead_s']:g} s): wake {v['detected']}/{r['positives']}; false accepts "
+                  f"{v['false_accepts']}/{r['negatives']}, {v['false_accept_events']} event(s) "
+                  f"({_per_h(v['fa_events_per_hour'])}); "
+                  f"{v['proposals']['positives'] + v['proposals']['negatives']} proposals verified", file=out)
+        for name, s in r["negative_sets"].items():
+            after = "" if v is None else f" -> {v['negative_sets'][name]['false_accept_events']} with the verifier"
+            print(f"    {name}: {s['clips']} clips, {s['hours']:.3f} h: {s['false_accept_events']} event(s){after}",
+                  file=out)
+    for t in result["timing"]:
+        c = t["negatives"]
+        if c["us_per_step"] is not None:
+            print(f"engine on negatives: {c['us_per_step']:.0f} us per 80 ms step "
+                  f"({c['us_per_step_without_verifier']:.0f} us without the verifier's share)", file=out)
+        for name, ms in t["verifier_ms"].items():
+            if ms["n"]:
+                print(f"verifier {name}: {ms['n']} proposals, p50 {ms['p50']:.1f} ms, p95 {ms['p95']:.1f} ms",
+                      file=out)
     if result["unreadable"]:
         print(f"{len(result['unreadable'])} unreadable file(s):", file=out)
         for u in result["unreadable"]:

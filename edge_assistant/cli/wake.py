@@ -25,8 +25,16 @@ def register(subparsers) -> None:
     p.add_argument("--suppress-noise", action=argparse.BooleanOptionalAction, default=None,
                    help="run the C noise suppressor before the features (default: as the head asks; on for alexa_car)")
     p.add_argument("--features", choices=("c", "onnx"), default="c", help="mel features (default: c)")
+    p.add_argument("--verifier", metavar="NAME|off", default=None,
+                   help="second stage that confirms each detection before it counts: 'whisper' (Whisper tiny.en scores the wake phrase on the audio around it) or 'off' (default: each head's manifest; off for shipped heads)")
     p.add_argument("--json", metavar="FILE", help="write detections as JSON ('-' for stdout)")
     p.set_defaults(func=run)
+
+
+def _make_recognizer():
+    from edge_assistant.asr.recognizer import WhisperRecognizer
+
+    return WhisperRecognizer()
 
 
 def run(args) -> int:
@@ -39,7 +47,8 @@ def run(args) -> int:
         raise ConfigError(f"--chunk-ms: {args.chunk_ms}; expected > 0")
     engine = build_engine(args.model or ["alexa"], threshold=args.threshold, patience_frames=args.patience,
                           refractory_s=args.refractory, int8_embedding=args.int8,
-                          noise_suppression=args.suppress_noise, features=args.features)
+                          noise_suppression=args.suppress_noise, features=args.features, verifier=args.verifier,
+                          recognizer=_make_recognizer)  # built only when a head has a verifier
     chunk = max(1, int(round(args.chunk_ms * 16)))
     out = sys.stderr if args.json == "-" else sys.stdout
     results, failed = [], 0
@@ -52,13 +61,20 @@ def run(args) -> int:
             failed += 1
             continue
         engine.reset()
-        events = []
+        events, rejected = [], []
         for i in range(0, len(pcm), chunk):
-            events.extend(engine.process(pcm[i : i + chunk]))
-        print(f"{path}: {len(pcm) / 16000:.2f} s, {len(events)} detection(s)", file=out)
+            res = engine.feed(pcm[i : i + chunk])
+            events.extend(res.events)
+            rejected.extend(res.rejected)
+        res = engine.flush()
+        events.extend(res.events)
+        rejected.extend(res.rejected)
+        more = f", {len(rejected)} rejected by the verifier" if rejected else ""
+        print(f"{path}: {len(pcm) / 16000:.2f} s, {len(events)} detection(s){more}", file=out)
         for ev in events:
-            print(f"  {ev.time_s:8.2f} s  {ev.label:<16} score {ev.score:.3f}", file=out)
+            check = "" if ev.verified is None else f"  verifier {ev.verifier_score:.2f} ({ev.verifier_ms:.0f} ms)"
+            print(f"  {ev.time_s:8.2f} s  {ev.label:<16} score {ev.score:.3f}{check}", file=out)
         results.append({"file": str(path), "duration_s": round(len(pcm) / 16000, 3),
-                        "detections": [e.to_dict() for e in events]})
-    write_json({"models": [h.name for h in engine.heads], "files": results}, args.json)
+                        "detections": [e.to_dict() for e in events], "rejected": [e.to_dict() for e in rejected]})
+    write_json({"models": [h.name for h in engine.heads], "verifiers": engine.verifiers, "files": results}, args.json)
     return 1 if failed else 0

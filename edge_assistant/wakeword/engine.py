@@ -17,13 +17,23 @@ Detection, per label: a step whose score is >= ``threshold`` extends a run of co
 run reaches ``patience_frames`` an event fires, and the label then stays silent for ``refractory_s`` of
 stream time, during which the run counter is held at 0 (so a new event needs ``patience_frames`` fresh
 steps after the refractory period ends).
+
+Verification (:mod:`.verifier`), per model: with a verifier (``WakeWordConfig.verifier`` or the head's
+manifest), an event is only a *proposal*. The engine keeps a ring of the raw input PCM; once
+``lookahead_s`` of stream has arrived after the proposal, the verifier scores the window around it. An
+accepted proposal is returned as the event (its ``verified``, ``verifier_score`` and ``verifier_ms``
+filled in) by the :meth:`WakeWordEngine.feed` call that completed the look-ahead; a rejected one is
+logged (debug), counted, and listed in :attr:`StepScores.rejected`, never in ``events``. A proposal starts
+the refractory period whatever its verdict (so the verifier runs at most once per period and label, and
+events do not depend on how the stream was chunked). At the end of a stream, :meth:`WakeWordEngine.flush`
+verifies what is still waiting with the audio there is.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +70,7 @@ class WakeWordConfig:
     threshold: float | None = None  # score needed per step; None = the manifest's (0.5 for shipped heads)
     patience_frames: int | None = None  # consecutive 80 ms steps at/above threshold; None = the manifest's (1)
     refractory_s: float = 2.0  # stream seconds after an event during which the label cannot fire again
+    verifier: str | None = None  # second stage: "whisper" or "off"; None = the manifest's (shipped heads: off)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,10 @@ class EngineConfig:
     noise_suppressor: Any = None  # a frontend.NoiseSuppressorConfig; None = its defaults
     warmup_steps: int = 5  # first steps reported as score 0 (buffers still primed)
     threads: int = 1  # onnxruntime intra/inter-op threads
+    # The WhisperRecognizer whose sessions the verifiers share: an already-loaded one (the app's), or a
+    # callable that makes one, called only when a model has a verifier (wakeword/ does not import asr/).
+    recognizer: Any = None
+    verifier_config: Any = None  # a verifier.VerifierConfig; None = its defaults
 
 
 @dataclass(frozen=True)
@@ -87,9 +102,17 @@ class DetectionEvent:
     score: float
     time_s: float
     step: int  # 1-based index of the 80 ms step
+    verified: bool | None = None  # the verifier's verdict; None = no verifier for this model
+    verifier_score: float | None = None  # the verifier's score (log-probability of the phrase)
+    verifier_ms: float | None = None  # compute time of the verification
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "label": self.label, "score": round(self.score, 6), "time_s": round(self.time_s, 3)}
+        d: dict[str, Any] = {"model": self.model, "label": self.label, "score": round(self.score, 6),
+                             "time_s": round(self.time_s, 3)}
+        if self.verified is not None:
+            d.update(verified=self.verified, verifier_score=round(float(self.verifier_score or 0.0), 3),
+                     verifier_ms=round(float(self.verifier_ms or 0.0), 2))
+        return d
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,7 @@ class StepScores:
     steps: np.ndarray  # (k,) 1-based step indices
     scores: np.ndarray  # (k, n_labels), columns in the order of WakeWordEngine.labels
     events: list[DetectionEvent] = field(default_factory=list)
+    rejected: list[DetectionEvent] = field(default_factory=list)  # proposals the verifier turned down
 
     @property
     def times_s(self) -> np.ndarray:
@@ -114,6 +138,47 @@ class _LabelState:
     refractory_s: float
     run: int = 0
     quiet_until_s: float = -1.0
+    verifier: Any = None  # a verifier for this label's phrase, or None
+
+
+class _AudioRing:
+    """The last ``capacity`` samples of a stream (int16), addressed by absolute sample index."""
+
+    def __init__(self, capacity: int) -> None:
+        self._buf = np.zeros(max(1, capacity), np.int16)
+        self.end = 0  # absolute index one past the newest sample
+
+    def clear(self) -> None:
+        self.end = 0
+
+    def append(self, x: np.ndarray, keep: int) -> None:
+        """Add ``x``; afterwards at least the last ``keep`` samples before ``x`` and all of ``x`` are held."""
+        need = len(x) + keep
+        if need > len(self._buf):  # a long block fed at once: grow, keeping what is held
+            held = self.get(self.end - len(self._buf), self.end)
+            self._buf = np.zeros(need, np.int16)
+            start, self.end = self.end - len(held), self.end - len(held)
+            self._write(held, start)
+        self._write(x, self.end)
+
+    def _write(self, x: np.ndarray, start: int) -> None:
+        cap = len(self._buf)
+        i = start % cap
+        first = min(len(x), cap - i)
+        self._buf[i : i + first] = x[:first]
+        self._buf[: len(x) - first] = x[first:]
+        self.end = start + len(x)
+
+    def get(self, start: int, end: int) -> np.ndarray:
+        """Samples [start, end) clipped to what is held."""
+        cap = len(self._buf)
+        start, end = max(start, self.end - cap, 0), min(end, self.end)
+        if end <= start:
+            return np.zeros(0, np.int16)
+        i, j = start % cap, end % cap
+        if i < j or j == 0:
+            return self._buf[i : (j or cap)].copy()
+        return np.concatenate((self._buf[i:], self._buf[:j]))
 
 
 class WakeWordEngine:
@@ -131,6 +196,8 @@ class WakeWordEngine:
             raise ConfigError(f"warmup_steps: {config.warmup_steps}; expected >= 0")
         self.heads: list[HeadModel] = []
         self._labels: list[_LabelState] = []
+        self.recognizer = config.recognizer
+        self.verifier_config = None
         seen: set[str] = set()
         for i, wc in enumerate(config.models):
             manifest = load_manifest(wc.model)
@@ -151,8 +218,12 @@ class WakeWordEngine:
             if wc.refractory_s < 0:
                 raise ConfigError(f"models[{i}].refractory_s: {wc.refractory_s}; expected >= 0")
             self.heads.append(head)
+            verifier = self._verifier_name(wc, manifest, i)
             for label in head.labels:
-                self._labels.append(_LabelState(head.name, label, threshold, patience, wc.refractory_s))
+                state = _LabelState(head.name, label, threshold, patience, wc.refractory_s)
+                if verifier is not None:
+                    state.verifier = self._build_verifier(verifier, manifest.phrase or label)
+                self._labels.append(state)
         int8_path = None
         if config.int8_embedding:
             from edge_assistant.wakeword.quantize import default_int8_path
@@ -170,6 +241,13 @@ class WakeWordEngine:
         self._silence_embedding = self.backbone.embed(np.full((WINDOW_MEL_FRAMES, MEL_BANDS), SILENCE_MEL, np.float32))
         # Backbone state of "step 0": a window of primed frames (primed index -3 .. 72, all PRIMED_MEL).
         _, self._primed_state = self.backbone.start(np.full((WINDOW_MEL_FRAMES, MEL_BANDS), PRIMED_MEL, np.float32))
+        # Verification: raw input PCM kept for the look-back; the suppressor's delay maps event times to it.
+        self._verifying = any(s.verifier is not None for s in self._labels)
+        self._ns_delay = 512 if self.noise_suppression else 0
+        self._ring = _AudioRing(self._window_samples() + 8 * STEP_SAMPLES if self._verifying else 0)
+        self._pending: list[DetectionEvent] = []
+        #: Running totals over the engine's life (not reset by :meth:`reset`).
+        self.verifier_stats = {"proposals": 0, "accepted": 0, "rejected": 0, "ms_total": 0.0}
         self.reset()
         log.info(
             "wake-word engine: heads %s, features %s, %s embedding",
@@ -177,6 +255,31 @@ class WakeWordEngine:
             config.features,
             "int8" if config.int8_embedding else "float",
         )
+
+    @staticmethod
+    def _verifier_name(wc: WakeWordConfig, manifest: ModelManifest, index: int) -> str | None:
+        from edge_assistant.wakeword.verifier import OFF, check_verifier_name
+
+        name = check_verifier_name(wc.verifier, f"models[{index}].verifier")
+        if name is None:
+            name = manifest.verifier
+        return None if name in (None, OFF) else name
+
+    def _build_verifier(self, name: str, phrase: str) -> Any:
+        from edge_assistant.wakeword.verifier import VerifierConfig, build_verifier
+
+        if self.verifier_config is None:
+            self.verifier_config = self.config.verifier_config or VerifierConfig()
+        if self.recognizer is None:
+            raise ConfigError(f"verifier {name!r} needs the Whisper recogniser: pass EngineConfig(recognizer=...) "
+                              "(a loaded WhisperRecognizer, or a callable that makes one)")
+        if callable(self.recognizer) and not hasattr(self.recognizer, "tokenizer"):
+            self.recognizer = self.recognizer()
+        return build_verifier(name, phrase, self.recognizer, self.verifier_config)
+
+    def _window_samples(self) -> int:
+        vc = self.verifier_config
+        return int(round(vc.window_s * SAMPLE_RATE_HZ)) + self._ns_delay if vc is not None else 0
 
     @staticmethod
     def _check_manifest(m: ModelManifest, index: int) -> None:
@@ -213,6 +316,12 @@ class WakeWordEngine:
                 for s in self._labels]
 
     @property
+    def verifiers(self) -> list[dict[str, Any]]:
+        """Per label, the verifier in force (None when the label has none) and its phrase."""
+        return [{"model": s.model, "label": s.label, "verifier": getattr(s.verifier, "name", None),
+                 "phrase": getattr(s.verifier, "phrase", None)} for s in self._labels]
+
+    @property
     def time_s(self) -> float:
         """Stream time consumed so far."""
         return self._samples_in / SAMPLE_RATE_HZ
@@ -232,6 +341,8 @@ class WakeWordEngine:
         for s in self._labels:
             s.run = 0
             s.quiet_until_s = -1.0
+        self._ring.clear()
+        self._pending = []
 
     def process(self, pcm: np.ndarray) -> list[DetectionEvent]:
         """Feed PCM (int16, or float in [-1, 1)) of any length; return the events it completed."""
@@ -247,6 +358,8 @@ class WakeWordEngine:
                 raise TypeError(f"expected int16 or float PCM, got {x.dtype}")
             x = to_int16(x)
         self._samples_in += x.size
+        if self._verifying:
+            self._ring.append(x, self._window_samples())
         if self._ns is not None:
             x = np.asarray(self._ns.process(x))
             if x.dtype != np.int16:
@@ -261,14 +374,25 @@ class WakeWordEngine:
         while self._steps < due:
             parts.append(self._run_steps(min(due - self._steps, MAX_STEPS_PER_CALL)))
         if not parts:
-            return StepScores(np.zeros(0, dtype=np.int64), np.zeros((0, len(self._labels)), np.float32), [])
-        if len(parts) == 1:
-            return parts[0]
-        return StepScores(
-            np.concatenate([p.steps for p in parts]),
-            np.concatenate([p.scores for p in parts]),
-            [e for p in parts for e in p.events],
-        )
+            out = StepScores(np.zeros(0, dtype=np.int64), np.zeros((0, len(self._labels)), np.float32), [])
+        elif len(parts) == 1:
+            out = parts[0]
+        else:
+            out = StepScores(
+                np.concatenate([p.steps for p in parts]),
+                np.concatenate([p.scores for p in parts]),
+                [e for p in parts for e in p.events],
+            )
+        if self._verifying:
+            self._verify_due(out, final=False)
+        return out
+
+    def flush(self) -> StepScores:
+        """End of stream: verify the proposals still waiting for look-ahead audio with what there is."""
+        out = StepScores(np.zeros(0, dtype=np.int64), np.zeros((0, len(self._labels)), np.float32), [])
+        if self._verifying:
+            self._verify_due(out, final=True)
+        return out
 
     def score_clip(self, pcm: np.ndarray, pad_s: float = 1.0) -> np.ndarray:
         """Reset, stream ``pad_s`` of silence + ``pcm`` + ``pad_s`` of silence, return all step scores."""
@@ -278,6 +402,39 @@ class WakeWordEngine:
         return self.feed(np.concatenate((pad, x, pad))).scores
 
     # -- internals ------------------------------------------------------------------------------------
+    def _verify_due(self, out: StepScores, final: bool) -> None:
+        """Move this call's proposals to the waiting list; verify those whose look-ahead has arrived."""
+        if not out.events and not self._pending:
+            return
+        verifier_of = {(s.model, s.label): s.verifier for s in self._labels}
+        immediate = [e for e in out.events if verifier_of[(e.model, e.label)] is None]
+        self._pending.extend(e for e in out.events if verifier_of[(e.model, e.label)] is not None)
+        vc = self.verifier_config
+        window = int(round(vc.window_s * SAMPLE_RATE_HZ))
+        ahead = int(round(vc.lookahead_s * SAMPLE_RATE_HZ))
+        waiting, accepted = [], []
+        for ev in self._pending:
+            end = int(round(ev.time_s * SAMPLE_RATE_HZ)) - self._ns_delay + ahead
+            if end > self._ring.end and not final:
+                waiting.append(ev)
+                continue
+            verdict = verifier_of[(ev.model, ev.label)].verify(self._ring.get(end - window, end))
+            done = replace(ev, verified=verdict.accepted, verifier_score=float(verdict.score),
+                           verifier_ms=float(verdict.cost_ms))
+            stats = self.verifier_stats
+            stats["proposals"] += 1
+            stats["ms_total"] += verdict.cost_ms
+            if verdict.accepted:
+                stats["accepted"] += 1
+                accepted.append(done)
+            else:
+                stats["rejected"] += 1
+                out.rejected.append(done)
+                log.debug("%s at %.2f s (head %.3f) rejected by the verifier: score %.2f, heard %r, %.1f ms",
+                          ev.label, ev.time_s, ev.score, verdict.score, verdict.text, verdict.cost_ms)
+        self._pending = waiting
+        out.events[:] = sorted(immediate + accepted, key=lambda e: (e.step, e.model, e.label))
+
     def _run_steps(self, k: int) -> StepScores:
         n1 = self._steps + 1
         n2 = self._steps + k
@@ -323,9 +480,10 @@ def build_engine(
     threshold: float | None = None,
     patience_frames: int | None = None,
     refractory_s: float = 2.0,
+    verifier: str | None = None,
     **engine_kwargs: Any,
 ) -> WakeWordEngine:
     """Convenience: the same detection settings for every model; other keywords go to :class:`EngineConfig`."""
     names: Iterable[str] = [models] if isinstance(models, str) else models
-    wcs = tuple(WakeWordConfig(m, threshold, patience_frames, refractory_s) for m in names)
+    wcs = tuple(WakeWordConfig(m, threshold, patience_frames, refractory_s, verifier) for m in names)
     return WakeWordEngine(EngineConfig(models=wcs, **engine_kwargs))

@@ -10,7 +10,9 @@ Types:
 ``oww-head``
     a wake-word head: input ``[batch, window_embeddings, 96]`` embeddings, output ``[batch, n_outputs]``
     scores in [0, 1]; ``labels`` maps output index -> reported name (outputs not listed are ignored,
-    e.g. the background class 0 of a multi-class head).
+    e.g. the background class 0 of a multi-class head). Optional: ``verifier`` (``"whisper"``: a second
+    stage confirms each detection, :mod:`edge_assistant.wakeword.verifier`; ``"off"`` or absent: none)
+    and ``phrase`` (what the verifier listens for; default: the label with ``_`` read as a space).
 ``oww-embedding``
     the shared backbone: ``[batch, 76, 32, 1]`` mel window -> ``[batch, 1, 1, 96]``.
 ``oww-melspectrogram``
@@ -30,6 +32,9 @@ from edge_assistant.core.errors import ModelFileError
 from edge_assistant.core.paths import model_cache_dir, openwakeword_model_dir
 
 log = logging.getLogger(__name__)
+
+#: Second-stage verifiers a head's manifest may name (:mod:`edge_assistant.wakeword.verifier`).
+VERIFIERS = ("whisper",)
 
 HEAD_TYPE = "oww-head"
 EMBEDDING_TYPE = "oww-embedding"
@@ -57,6 +62,8 @@ class ModelManifest:
     threshold: float = 0.5  # heads: default detection threshold on the score
     patience_frames: int = 1  # heads: default consecutive steps at/above the threshold before an event
     noise_suppression: bool = False  # heads: trained to run behind the C noise suppressor
+    verifier: str | None = None  # heads: second stage that confirms proposals ("whisper"); None = none
+    phrase: str = ""  # heads: the spoken wake phrase the verifier listens for; "" = the label, "_" as space
     licence: str = "unknown"
     description: str = ""
     source: str = "derived"  # "shipped", "json" (beside the .onnx) or "derived" (from the ONNX shapes)
@@ -98,6 +105,14 @@ def load_manifest(name_or_path: str | Path) -> ModelManifest:
 
     Raises :class:`ModelFileError` naming the file when it is missing, not ONNX, or of the wrong shape.
     """
+    try:
+        return _load_manifest(name_or_path)
+    except OSError as exc:  # a name too long for the file system (ENAMETOOLONG), a folder without access...
+        raise ModelFileError(str(name_or_path)[:200], f"cannot look it up: {exc.strerror or exc}; expected a "
+                                                      "shipped name or a path to a .onnx/.json file") from exc
+
+
+def _load_manifest(name_or_path: str | Path) -> ModelManifest:
     text = str(name_or_path)
     p = Path(text)
     if p.suffix.lower() not in (".onnx", ".json") and not p.exists():
@@ -180,6 +195,13 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
     if mtype not in KNOWN_TYPES:
         raise ModelFileError(manifest_path, f"key 'type' is {mtype!r}; expected one of {', '.join(KNOWN_TYPES)}")
     labels: dict[int, str] = {}
+    verifier = data.get("verifier")
+    if verifier is not None and verifier not in ("off", *VERIFIERS):
+        raise ModelFileError(manifest_path, f"key 'verifier' is {verifier!r}; expected 'off' or one of "
+                                            f"{', '.join(VERIFIERS)}")
+    phrase = data.get("phrase", "")
+    if not isinstance(phrase, str) or any(ord(c) < 0x20 for c in phrase):
+        raise ModelFileError(manifest_path, f"key 'phrase' is {phrase!r}; expected the spoken wake phrase as text")
     if mtype == HEAD_TYPE:
         try:
             labels = {int(k): str(v) for k, v in dict(need("labels")).items()}
@@ -200,6 +222,8 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
             threshold=float(data.get("threshold", 0.5)),
             patience_frames=int(data.get("patience_frames", 1)),
             noise_suppression=bool(data.get("noise_suppression", False)),
+            verifier=None if verifier in (None, "off") else str(verifier),
+            phrase=phrase.strip(),
             licence=str(data.get("licence", "unknown")),
             description=str(data.get("description", "")),
             source=source,
@@ -230,6 +254,8 @@ def manifest_to_dict(m: ModelManifest) -> dict[str, Any]:
         "threshold": m.threshold,
         "patience_frames": m.patience_frames,
         "noise_suppression": m.noise_suppression,
+        **({"verifier": m.verifier} if m.verifier else {}),
+        **({"phrase": m.phrase} if m.phrase else {}),
         "licence": m.licence,
         "description": m.description,
     }

@@ -78,6 +78,43 @@ def test_bench_wake_compare_scores_each_head_as_its_own_run(small_set, tmp_path:
         assert run == alone
 
 
+def test_bench_wake_counts_false_accepts_per_event_and_after_the_verifier(small_set, tmp_path: Path) -> None:
+    """A long negative that fires three times is one clip but three events; the verifier block and timing
+    follow the same events (every proposal verified once, none accepted that the head did not propose)."""
+    import numpy as np
+    import soundfile as sf
+
+    from edge_assistant.audio.io import read_audio
+    from edge_assistant.bench.wake import WakeBenchConfig, run_wake_bench
+
+    pos, neg = small_set
+    word = read_audio(pos / "0.flac", "float32")
+    gap = np.zeros(3 * 16000, np.float32)
+    long_neg = tmp_path / "neg" / "long"
+    long_neg.mkdir(parents=True)
+    sf.write(long_neg / "three.wav", np.concatenate([word, gap] * 3), 16000)
+    for p in sorted(neg.iterdir()):
+        (tmp_path / "neg" / p.name).symlink_to(p.resolve())
+    cfg = WakeBenchConfig(model="alexa", positives=(str(pos),), negatives=(str(tmp_path / "neg"),),
+                          verifier="whisper", chunk_ms=80.0, progress=False)
+    r = run_wake_bench(cfg)
+    assert (r["false_accepts"], r["false_accept_events"]) == (1, 3)
+    assert r["negative_sets"]["neg/long"]["false_accept_events"] == 3
+    assert r["negative_sets"]["neg"]["clips"] == 4 and r["negative_sets"]["neg"]["false_accept_events"] == 0
+    v = r["verifier"]
+    assert v["verifier"] == "whisper" and v["phrase"] == "alexa"
+    assert v["proposals"] == {"positives": 4, "negatives": 3}  # every head event was verified
+    assert v["detected"] <= r["detected"] and v["false_accept_events"] <= 3
+    assert set(v["missed"]) >= set(r["missed"])
+    t = r["timing"][0]
+    assert t["verifier_ms"]["alexa:alexa"]["n"] == 7 and t["verifier_ms"]["alexa:alexa"]["p50"] > 0
+    assert t["negatives"]["us_per_step"] > t["negatives"]["us_per_step_without_verifier"] > 0
+    off = run_wake_bench(WakeBenchConfig(**{**cfg.__dict__, "verifier": "off"}))
+    assert off["verifier"] is None and off["timing"][0]["verifier_ms"] == {}
+    assert {k: off[k] for k in ("detected", "false_accepts", "false_accept_events")} == {
+        k: r[k] for k in ("detected", "false_accepts", "false_accept_events")}
+
+
 def test_bench_latency_keys(small_set, tmp_path: Path) -> None:
     from edge_assistant.bench.latency import run_latency_bench
     from edge_assistant.wakeword.quantize import quantize_embedding
