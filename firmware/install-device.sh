@@ -66,13 +66,14 @@ done
 install -m 0644 "$HERE/systemd/edge-assistant.sysusers" "$R/usr/lib/sysusers.d/edge-assistant.conf"
 install_new "$HERE/systemd/edge-assistant.default" "$R/etc/default/edge-assistant" 0644
 install_new "$HERE/audio/asound.conf" "$R/etc/asound.conf" 0644
+install_new "$HERE/config/demo.toml" "$R/etc/edge-assistant/device.toml" 0644
 for key in $KEYS; do
     install -m 0644 "$key" "$R/etc/edge-assistant/keyring/$(basename "$key")"
 done
 if [ -n "$BOARD" ]; then
     echo "$BOARD" > "$R/etc/edge-assistant/board"
 fi
-echo "installed units, sysusers, defaults, asound.conf and $(echo "$KEYS" | wc -w) key(s) under ${R:-/}"
+echo "installed units, sysusers, defaults, asound.conf, device.toml (the demo; edit it for the car) and $(echo "$KEYS" | wc -w) key(s) under ${R:-/}"
 
 if [ -n "$DESTDIR" ]; then
     echo "staged into $DESTDIR: build the agent venv and enable the units inside the image"

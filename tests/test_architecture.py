@@ -23,7 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "diagnostics": {"core", "vehicle"},  # reads recorded sessions through vehicle.logs
     "agents": {"core", "intents", "vehicle", "diagnostics", "gnss"},
     "pipeline": {"core", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "gnss", "agents"},
-    "bench": {"core", "_native", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "agents", "pipeline"},
+    # the composition root: builds every stage and producer from the device configuration
+    "app": {"core", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "gnss", "agents",
+            "pipeline", "uplink"},
+    "bench": {"core", "_native", "audio", "wakeword", "vad", "asr", "intents", "vehicle", "diagnostics", "agents",
+              "pipeline", "app"},
     "update": {"core"},  # signed bundles, A/B slots, sd_notify
     "uplink": {"core"},  # fleet MQTT uplink: schema, disk queue, publisher
     "cli": set(),  # the top: may import anything

@@ -37,23 +37,19 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     import time
+    from dataclasses import replace
 
-    from edge_assistant.agents.demo import demo_car
-    from edge_assistant.agents.router import AgentRouter
-    from edge_assistant.asr.recognizer import WhisperRecognizer
+    from edge_assistant.app.assemble import build_stages, demo_router
     from edge_assistant.cli._common import print_event, write_json
+    from edge_assistant.core.config import WakeSettings, default_config
     from edge_assistant.pipeline import Assistant
-    from edge_assistant.vad.endpoint import Endpointer
-    from edge_assistant.wakeword.engine import build_engine
 
     out = sys.stdout
     t0 = time.perf_counter()
+    config = replace(default_config(), wake=(WakeSettings(args.wake_word),))
     # Load every model first: a missing or corrupt file fails here, before any audio.
-    wake = build_engine(args.wake_word)
-    endpointer = Endpointer(listening=False)
-    recognizer = WhisperRecognizer()
-    car = demo_car(at_s=args.at)
-    router = AgentRouter(car.genius, car.travel)
+    wake, endpointer, recognizer = build_stages(config)
+    router, car = demo_router(config, at_s=args.at)
     out.write(f"models and demo car ready in {time.perf_counter() - t0:.1f} s "
               f"(demo drive {car.log_path.name}, answering as of {car.at_s:.0f} s into it)\n")
 

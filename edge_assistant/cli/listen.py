@@ -1,9 +1,9 @@
-"""``edge-assistant listen``: the assistant's main loop on the device.
+"""``edge-assistant listen``: the assistant on a recording or on raw PCM from stdin.
 
-Audio comes as raw 16 kHz mono S16_LE PCM on stdin (``arecord -D ea_mic -f S16_LE -r 16000 -c 1 -t raw |
-edge-assistant listen``) or from a file; vehicle state comes live from a CAN bus decoded with a DBC, from a
-replayed log, or from the demo car. Under systemd (``Type=notify``) it reports READY once the models are
-loaded and the input is open, and kicks the watchdog from the audio loop.
+Audio comes from a WAV/FLAC file or as raw 16 kHz mono S16_LE PCM on stdin (``arecord -D ea_mic -f S16_LE
+-r 16000 -c 1 -t raw | edge-assistant listen``), answered inline, one command after the other (deterministic:
+for tests and for trying a recording). Vehicle state comes from the demo car, a replayed log, or the live bus.
+The device itself runs ``edge-assistant run``, which captures the microphone in-process.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     src.add_argument("--demo", action="store_true", help="answer from the demo car (the default without --dbc)")
     src.add_argument("--replay", metavar="LOG", help="answer from a recorded CAN log (needs --dbc)")
     src.add_argument("--live", action="store_true", help="answer from the live bus given by --bus (needs --dbc)")
-    add_bus_arguments(p, default="socketcan:can0")
+    add_bus_arguments(p, default=None)
+    p.add_argument("--config", metavar="FILE", help="device configuration (TOML) whose settings the flags override")
     p.add_argument("--dbc", action="append", default=[], metavar="FILE", help="DBC for --replay/--live (repeatable)")
     p.add_argument("--mapping", metavar="FILE", help="VSS mapping JSON for --replay/--live")
     p.add_argument("--vehicle", metavar="TABLE", help="per-vehicle DTC table: demo_ev, kona_ev or a JSON file")
@@ -38,36 +39,71 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _agents(args):
-    """(car_genius, travel, reader-or-None) for the chosen vehicle source."""
+def _config(args):
+    """The device configuration these flags describe (the built-in demo's, overridden flag by flag)."""
+    from dataclasses import replace
+
+    from edge_assistant.core.config import (
+        NoiseSuppressionSettings,
+        VehicleSettings,
+        WakeSettings,
+        default_config,
+        load_config,
+    )
     from edge_assistant.core.errors import ConfigError
 
-    if (args.replay or args.live) and not args.dbc:
-        raise ConfigError("--replay/--live need at least one --dbc")
-    if args.replay or args.live:
+    config = load_config(args.config) if args.config else default_config()
+    if args.wake_word:
+        config = replace(config, wake=tuple(WakeSettings(w, args.threshold) for w in args.wake_word))
+    elif args.threshold is not None:
+        config = replace(config, wake=tuple(replace(w, threshold=args.threshold) for w in config.wake))
+    if args.noise_suppression is not None:
+        config = replace(config, noise_suppression=NoiseSuppressionSettings(args.noise_suppression))
+    if not args.int8:
+        config = replace(config, asr=replace(config.asr, int8=False))
+    if (args.replay or args.live) and not (args.dbc or args.config):
+        raise ConfigError("--replay/--live need at least one --dbc (or a --config naming the car's DBC)")
+    if args.dbc:
+        from pathlib import Path
+
+        config = replace(config, vehicle=VehicleSettings(
+            id=config.vehicle.id, bus=args.bus or (config.vehicle.bus if args.config else "socketcan:can0"), dbc=tuple(Path(d) for d in args.dbc),
+            vss_mapping=Path(args.mapping) if args.mapping else None, dtc_table=args.vehicle,
+            battery_capacity_kwh=config.vehicle.battery_capacity_kwh,
+            consumption_wh_per_km=config.vehicle.consumption_wh_per_km,
+            reference_speed_kmh=config.vehicle.reference_speed_kmh),
+            diagnostics=replace(config.diagnostics, enabled=False, ecus=(), bus=None),
+            demo_car=replace(config.demo_car, enabled=False))
+    elif args.bus:
+        config = replace(config, vehicle=replace(config.vehicle, bus=args.bus))
+    return config
+
+
+def _router(args, config):
+    """(router, vehicle side to stop or None) for the chosen vehicle source."""
+    from edge_assistant.app.assemble import build_agents, demo_router
+
+    if args.live:
+        from edge_assistant.app.vehicle_side import VehicleSide
+
+        vehicle = VehicleSide(config).start()  # wall clock: values age when the bus goes silent
+        return build_agents(config, vehicle), vehicle
+    if args.replay:
         from edge_assistant.agents.car_genius import CarGenius
+        from edge_assistant.agents.replay import replay_drive
+        from edge_assistant.agents.router import AgentRouter
         from edge_assistant.agents.travel_companion import TravelCompanion
+        from edge_assistant.app.stage_configs import travel_config
         from edge_assistant.core.state import VehicleState
 
-        # one state per car; live, "now" is the wall clock (frames carry POSIX times), so values age when
-        # the bus goes silent. Both agents' history is fed by the state as frames arrive.
-        state = VehicleState(clock=VehicleState.wall_clock if args.live else None)
-        genius, travel = CarGenius(state, vehicle=args.vehicle), TravelCompanion(state)
-        if args.replay:
-            from edge_assistant.agents.replay import replay_drive
-
-            replay_drive(state, args.replay, args.dbc, args.mapping)
-            return genius, travel, None
-        from edge_assistant.vehicle import decoder_for
-        from edge_assistant.vehicle.bus import BusReader, bus_config_from_args, first_then
-
-        decoder = decoder_for(args.dbc, args.mapping, state)
-        reader = BusReader(first_then(bus_config_from_args(args)), decoder.feed_messages, name="vehicle").start()
-        return genius, travel, reader
-    from edge_assistant.agents.demo import demo_car
-
-    car = demo_car()
-    return car.genius, car.travel, None
+        state = VehicleState()  # log time: "now" is the log's last frame
+        genius = CarGenius(state, vehicle=config.vehicle.dtc_table)
+        travel = TravelCompanion(state, travel_config(config))
+        v = config.vehicle
+        replay_drive(state, args.replay, list(v.dbc), v.vss_mapping)
+        return AgentRouter(genius, travel), None
+    router, _car = demo_router(config)
+    return router, None
 
 
 def _chunks(path: str):
@@ -97,21 +133,17 @@ def _chunks(path: str):
 def run(args) -> int:
     import json
 
-    from edge_assistant.agents.router import AgentRouter
-    from edge_assistant.asr.recognizer import RecognizerConfig, WhisperRecognizer
+    from edge_assistant.app.assemble import build_stages
     from edge_assistant.cli._common import print_event
     from edge_assistant.core.sdnotify import SdNotifier, WatchdogKicker
     from edge_assistant.pipeline import Assistant
-    from edge_assistant.vad.endpoint import Endpointer
-    from edge_assistant.wakeword.engine import build_engine
 
+    config = _config(args)
     notifier = SdNotifier()
     notifier.status("loading models")
-    wake = build_engine(tuple(args.wake_word or ["alexa"]), threshold=args.threshold,
-                        noise_suppression=args.noise_suppression)
-    assistant_parts = (wake, Endpointer(listening=False), WhisperRecognizer(RecognizerConfig(int8=args.int8)))
-    genius, travel, reader = _agents(args)
-    assistant = Assistant(*assistant_parts, AgentRouter(genius, travel))
+    wake, endpointer, recognizer = build_stages(config)
+    router, vehicle = _router(args, config)
+    assistant = Assistant(wake, endpointer, recognizer, router)
     watchdog = WatchdogKicker.from_env(notifier)
     notifier.ready("listening for the wake word")
     out = sys.stdout
@@ -128,6 +160,6 @@ def run(args) -> int:
             out.write(json.dumps(ev.to_dict()) + "\n") if args.json else print_event(out, ev)
     finally:
         notifier.stopping()
-        if reader is not None:
-            reader.stop()
+        if vehicle is not None:
+            vehicle.stop()
     return 0

@@ -1,7 +1,7 @@
 """The device configuration: one TOML file, read with :mod:`tomllib`, as a frozen :class:`DeviceConfig`.
 
 Sections: ``[audio]``, ``[[wake]]`` (one per wake word), ``[noise_suppression]``, ``[asr]``, ``[endpoint]``,
-``[vehicle]``, ``[diagnostics]`` with ``[[diagnostics.ecus]]``, ``[gnss]``, ``[uplink]``, ``[paths]``.
+``[vehicle]``, ``[diagnostics]`` with ``[[diagnostics.ecus]]``, ``[gnss]``, ``[uplink]``, ``[demo_car]``, ``[paths]``.
 ``firmware/config/demo.toml`` and ``firmware/config/kona-ev.toml`` comment every key. A key left out takes
 the default of its field below; together the defaults are the embedded demo, the demo EV on python-can's
 virtual bus (:func:`default_config`, equal to ``demo.toml``).
@@ -137,9 +137,13 @@ class WakeSettings:
     """Consecutive 80 ms steps at or above the threshold before the word fires; None: the manifest's."""
     refractory_s: float = 2.0
     """Stream seconds after a detection during which this word cannot fire again."""
+    verifier: str | None = None
+    """Second stage that confirms each detection: ``"whisper"`` or ``"off"``; None: the head's manifest."""
 
     def __post_init__(self) -> None:
         check_text(self, "model", 'a head name such as "alexa" or the path of a head .onnx')
+        if self.verifier is not None:  # the names of edge_assistant.wakeword.verifier (core imports nothing)
+            check_text(self, "verifier", '"whisper" or "off"', re.compile(r"whisper|off"))
         if self.threshold is not None:
             check_number(self, "threshold", 0.0, 1.0, open_lo=True)
         if self.patience_frames is not None:
@@ -383,6 +387,25 @@ class UplinkSettings:
 
 
 @dataclass(frozen=True)
+class DemoCarSettings:
+    """The simulated demo EV driving on ``vehicle.bus``: its drive replayed in real time, its virtual VCU and BMS
+    answering diagnostics. For the demo and for tests of the whole device; never on a real car's bus."""
+
+    enabled: bool | None = None
+    """Drive the demo car on the bus; None (key left out): on when ``vehicle.bus`` is virtual and the demo car's
+    DBC is in use (the embedded demo), off otherwise."""
+    start_s: float = 670.0
+    """Where in its 720 s drive the demo car starts: at 670 s the tyre lamp is on and P0AA6 is confirmed."""
+    loop: bool = True
+    """Replay from ``start_s`` to the end of the drive again and again."""
+
+    def __post_init__(self) -> None:
+        need(self, "enabled", self.enabled is None or isinstance(self.enabled, bool), "true or false")
+        check_number(self, "start_s", 0.0, 719.0, "s (the demo drive lasts 720 s)")
+        need(self, "loop", isinstance(self.loop, bool), "true or false")
+
+
+@dataclass(frozen=True)
 class PathSettings:
     """Where the assistant keeps its files (:func:`default_paths` fills what the file leaves out)."""
 
@@ -430,7 +453,7 @@ def _expand_home(text: str, home: Path) -> Path:
 
 # ----------------------------------------------------------------------------------------- the whole
 SECTIONS = ("audio", "wake", "noise_suppression", "asr", "endpoint", "vehicle", "diagnostics", "gnss",
-            "uplink", "paths")
+            "uplink", "demo_car", "paths")
 
 
 @dataclass(frozen=True)
@@ -459,6 +482,8 @@ class DeviceConfig:
     """The position receiver."""
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
     """The fleet uplink."""
+    demo_car: DemoCarSettings = field(default_factory=DemoCarSettings)
+    """The simulated demo EV on the bus."""
     paths: PathSettings = field(default_factory=default_paths)
     """Directories."""
     source: Path | None = None
@@ -482,6 +507,13 @@ class DeviceConfig:
             object.__setattr__(self, "uplink", replace(
                 self.uplink, vehicle_id=self.uplink.vehicle_id or self.vehicle.id,
                 queue_path=self.uplink.queue_path or self.paths.state_dir / "uplink.db"))
+
+    @property
+    def demo_car_enabled(self) -> bool:
+        """Whether the simulated demo EV drives on the bus (``demo_car.enabled``, or its default)."""
+        if self.demo_car.enabled is not None:
+            return self.demo_car.enabled
+        return self.vehicle.bus.startswith("virtual:") and self.vehicle.dbc == (_package_file(DEMO_DBC_REF),)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (paths as strings, tuples as lists)."""
@@ -511,14 +543,22 @@ def default_config(environ: Mapping[str, str] | None = None) -> DeviceConfig:
 
 
 # ------------------------------------------------------------------------------------------ loading
+#: Largest configuration file read (a device configuration is a few kB; this keeps ``/dev/zero`` or a
+#: wrong multi-GB file from being read into memory).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> DeviceConfig:
     """Read and check a device configuration file; ``environ`` (default :data:`os.environ`) gives the path
     defaults. Raises :class:`ConfigError` naming the file and key of the first problem."""
     name = os.fspath(path)
     try:
-        data = Path(name).read_bytes()
+        with open(name, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{name}: larger than {MAX_CONFIG_BYTES} bytes; expected a device configuration file")
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -593,6 +633,7 @@ class _Loader:
                                         {"ecus": ()} if own_dbc else None),
             "gnss": self.section(GnssSettings, tables["gnss"], "gnss"),
             "uplink": self.section(UplinkSettings, tables["uplink"], "uplink"),
+            "demo_car": self.section(DemoCarSettings, tables["demo_car"], "demo_car"),
             "paths": self.paths(tables["paths"]),
         }
         if not own_dbc and not kw["vehicle"].bus.startswith("virtual:"):
@@ -673,7 +714,11 @@ class _Loader:
                 self.expected(key, "package:REL, a file inside the edge_assistant package "
                                    "(e.g. package:vehicle/demo/ea_demo_ev.dbc)", text)
             resolved = _package_file(text)
-            if not resolved.is_file():
+            try:
+                found = resolved.is_file()
+            except OSError:  # a name too long for the file system (ENAMETOOLONG) and the like
+                found = False
+            if not found:
                 self.fail(key, f"no file {rel!r} in the edge_assistant package ({resolved})")
             return resolved
         home = Path(self.environ.get("HOME") or Path.home())

@@ -1,12 +1,15 @@
-"""The one place that wires audio → wake → endpoint → ASR → intent → agent → reply."""
+"""The streaming stages audio → wake → endpoint → ASR → intent → agent → reply (wired by ``edge_assistant.app``)."""
 
 from edge_assistant.pipeline.assistant import (
     Assistant,
     AssistantConfig,
+    CommandHeard,
     ListenTimedOut,
     PipelineEvent,
     Replied,
+    Responder,
     WakeHeard,
 )
 
-__all__ = ["Assistant", "AssistantConfig", "ListenTimedOut", "PipelineEvent", "Replied", "WakeHeard"]
+__all__ = ["Assistant", "AssistantConfig", "CommandHeard", "ListenTimedOut", "PipelineEvent", "Replied", "Responder",
+           "WakeHeard"]

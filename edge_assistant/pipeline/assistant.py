@@ -5,9 +5,11 @@ idle), so both keep one clock: stream seconds since the first sample. A wake wor
 at the detection time; when the utterance ends it is transcribed, parsed into an intent and answered
 by the agent the router picks. Vehicle state is not touched here: agents read their own snapshots.
 
-Not thread-safe: one Assistant per audio stream. ASR runs inline in :meth:`Assistant.feed`, so the call
-that completes an utterance takes the recogniser's time; the reply latency is measured from the end
-of speech to the reply and reported with every :class:`Replied` event.
+Not thread-safe: one Assistant per audio stream. By default ASR runs inline in :meth:`Assistant.feed`, so
+the call that completes an utterance takes the recogniser's time (files, benchmarks: deterministic). On the
+device the audio must never wait for ASR: with ``defer_answers=True`` a finished utterance comes out as a
+:class:`CommandHeard` event and the caller hands it to a :class:`Responder` on a worker thread. The reply
+latency is measured from the end-of-utterance decision to the reply and reported with every :class:`Replied`.
 """
 
 from __future__ import annotations
@@ -97,7 +99,46 @@ class Replied:
         }
 
 
-PipelineEvent = WakeHeard | ListenTimedOut | Replied
+@dataclass(frozen=True)
+class CommandHeard:
+    """An utterance after a wake word ended; its answer is still to come (``defer_answers=True`` only)."""
+
+    utterance: Any
+    """The endpointer's utterance: ``audio`` (float32, 16 kHz), ``start_s``, ``speech_end_s``, ``detected_s``."""
+    kind: str = field(default="command", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        u = self.utterance
+        return {"event": self.kind, "speech_start_s": round(u.start_s, 3), "speech_end_s": round(u.speech_end_s, 3),
+                "detected_s": round(u.detected_s, 3)}
+
+
+PipelineEvent = WakeHeard | ListenTimedOut | CommandHeard | Replied
+
+
+class Responder:
+    """Utterance → ASR → intent → agent: the slow half of the pipeline, safe to run on its own thread
+    (one call at a time: the recogniser's sessions are not shared with another caller)."""
+
+    def __init__(self, recognizer: Any, router: _Router, parse_text: Any = None) -> None:
+        self.recognizer = recognizer
+        self.router = router
+        self.parse_text = parse_text or parse
+
+    def respond(self, utterance: Any) -> Replied:
+        t0 = time.perf_counter()
+        transcript = self.recognizer.transcribe(utterance.audio)
+        t1 = time.perf_counter()
+        text = transcript.text.strip()
+        intent = self.parse_text(text)
+        answer = self.router.answer(intent)
+        t2 = time.perf_counter()
+        log.info("heard %r -> %s", text, intent.name)
+        return Replied(
+            speech_start_s=utterance.start_s, speech_end_s=utterance.speech_end_s, text=text, intent=intent,
+            answer=answer, asr_ms=(t1 - t0) * 1e3, reply_latency_ms=(t2 - t0) * 1e3,
+            endpoint_delay_s=utterance.detected_s - utterance.speech_end_s,
+        )
 
 
 class Assistant:
@@ -106,14 +147,15 @@ class Assistant:
     ``wake`` is a :class:`~edge_assistant.wakeword.engine.WakeWordEngine`, ``endpointer`` an
     :class:`~edge_assistant.vad.endpoint.Endpointer` created with ``listening=False``, ``recognizer``
     anything with ``transcribe(float32 audio) -> Transcript``, and ``router`` maps an intent to an answer.
+    ``defer_answers``: emit :class:`CommandHeard` instead of answering inline (see the module docstring).
     """
 
     def __init__(self, wake: Any, endpointer: Any, recognizer: Any, router: _Router,
-                 config: AssistantConfig | None = None) -> None:
+                 config: AssistantConfig | None = None, *, defer_answers: bool = False) -> None:
         self.wake = wake
         self.endpointer = endpointer
-        self.recognizer = recognizer
-        self.router = router
+        self.responder = Responder(recognizer, router)
+        self.defer_answers = defer_answers
         self.config = config or AssistantConfig()
         self._capturing = False
         self._samples = 0
@@ -161,22 +203,7 @@ class Assistant:
                 out.append(ListenTimedOut(ev.detected_s))
             elif kind == "utterance":
                 self._capturing = False
-                out.append(self._answer(ev))
+                out.append(CommandHeard(ev) if self.defer_answers else self.responder.respond(ev))
             elif kind == "speech_discarded":
                 log.debug("speech at %.2f s too short for a command; still listening", ev.start_s)
         return out
-
-    def _answer(self, utterance: Any) -> Replied:
-        t0 = time.perf_counter()
-        transcript = self.recognizer.transcribe(utterance.audio)
-        t1 = time.perf_counter()
-        text = transcript.text.strip()
-        intent = parse(text)
-        answer = self.router.answer(intent)
-        t2 = time.perf_counter()
-        log.info("heard %r -> %s", text, intent.name)
-        return Replied(
-            speech_start_s=utterance.start_s, speech_end_s=utterance.speech_end_s, text=text, intent=intent,
-            answer=answer, asr_ms=(t1 - t0) * 1e3, reply_latency_ms=(t2 - t0) * 1e3,
-            endpoint_delay_s=utterance.detected_s - utterance.speech_end_s,
-        )

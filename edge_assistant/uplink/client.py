@@ -37,12 +37,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class UplinkConfig:
-    """Fleet uplink settings. TLS is on when ``ca_path`` is set (use it for anything but a local test broker)."""
+    """Fleet uplink settings. ``tls`` None: TLS is on when ``ca_path`` is set; True without ``ca_path`` checks the
+    broker against the system's CA store. Plain MQTT is for a local test broker only."""
 
     enabled: bool = False
     #: broker host name or address, and port (8883 is MQTT over TLS)
     host: str = ""
     port: int = 8883
+    tls: bool | None = None
     #: PEM files: the CA that signed the broker's certificate, and this vehicle's client certificate and key
     ca_path: Path | None = None
     cert_path: Path | None = None
@@ -54,8 +56,10 @@ class UplinkConfig:
     queue_path: Path = Path("/var/lib/edge-assistant/uplink.db")
     max_messages: int = 10_000
     max_bytes: int = 20 * 1024 * 1024
-    #: MQTT keep-alive; the broker drops the connection after 1.5 x this without traffic
+    #: MQTT keep-alive; the broker drops the connection after 1.5 x this without traffic (0: off)
     keepalive_s: int = 60
+    #: QoS of every publish (1: at least once; a message leaves the queue when the broker acknowledged it)
+    qos: int = 1
     #: reconnect back-off: first wait, doubled after each failure up to the maximum
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 120.0
@@ -63,6 +67,10 @@ class UplinkConfig:
     inflight: int = 20
     #: MQTT client id; empty means ``ea-<vehicle_id>``
     client_id: str = ""
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls if self.tls is not None else self.ca_path is not None
 
     def __post_init__(self) -> None:
         for name in ("ca_path", "cert_path", "key_path", "queue_path"):
@@ -73,11 +81,13 @@ class UplinkConfig:
             ("port", 0 < self.port < 65536, "1..65535"),
             ("max_messages", self.max_messages >= 1, ">= 1"),
             ("max_bytes", self.max_bytes >= schema.MAX_PAYLOAD_BYTES, f">= {schema.MAX_PAYLOAD_BYTES} (one message)"),
-            ("keepalive_s", 5 <= self.keepalive_s <= 65535, "5..65535"),
+            ("keepalive_s", self.keepalive_s == 0 or 5 <= self.keepalive_s <= 65535, "0 (off) or 5..65535"),
+            ("qos", self.qos in (0, 1, 2), "0, 1 or 2"),
             ("reconnect_min_s", 0 < self.reconnect_min_s <= self.reconnect_max_s, "> 0 and <= reconnect_max_s"),
             ("inflight", 1 <= self.inflight <= 1000, "1..1000"),
             ("cert_path", (self.cert_path is None) == (self.key_path is None), "set together with key_path"),
-            ("cert_path", self.cert_path is None or self.ca_path is not None, "needs ca_path (TLS)"),
+            ("cert_path", self.cert_path is None or self.use_tls, "needs TLS (tls or ca_path)"),
+            ("ca_path", self.ca_path is None or self.tls is not False, "no value while tls is off"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -168,12 +178,12 @@ class Uplink:
         cfg = self.config
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"ea-{cfg.vehicle_id}",
                              clean_session=True, protocol=mqtt.MQTTv311)
-        if cfg.ca_path is not None:
-            client.tls_set(ca_certs=str(cfg.ca_path), certfile=str(cfg.cert_path) if cfg.cert_path else None,
+        if cfg.use_tls:
+            client.tls_set(ca_certs=str(cfg.ca_path) if cfg.ca_path else None, certfile=str(cfg.cert_path) if cfg.cert_path else None,
                            keyfile=str(cfg.key_path) if cfg.key_path else None, cert_reqs=ssl.CERT_REQUIRED,
                            tls_version=ssl.PROTOCOL_TLS_CLIENT)
         else:
-            log.warning("uplink to %s:%d without TLS (no ca_path): use this only with a local test broker",
+            log.warning("uplink to %s:%d without TLS: use this only with a local test broker",
                         cfg.host, cfg.port)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         client.max_inflight_messages_set(cfg.inflight)
@@ -322,7 +332,7 @@ class Uplink:
                         inflight.clear()
                     if self._connected and len(inflight) < window:
                         for row in q.peek(cursor, window - len(inflight)):
-                            info = client.publish(row.topic, row.payload, qos=1)
+                            info = client.publish(row.topic, row.payload, qos=self.config.qos)
                             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                                 break  # not connected any more: the next connection starts from the head
                             inflight[info.mid] = row.id

@@ -21,6 +21,7 @@ from edge_assistant.agents.car_genius import CarGenius
 from edge_assistant.agents.travel_companion import TravelCompanion
 from edge_assistant.agents.vss import SPEED
 from edge_assistant.core.state import VehicleState
+from edge_assistant.intents import parse
 from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, decoder_for, load_dbc
 from edge_assistant.vehicle.bus import BusReader, open_bus, parse_bus_spec, wait_until
 
@@ -109,7 +110,7 @@ def test_tyre_history_is_fed_by_the_frames_not_by_observe(channel: str, tx: can.
     rate = genius.leak_rate_kpa_per_min("rear left")  # before any answer: the state fed the history
     assert rate is not None and rate[0] == pytest.approx(4.0, abs=0.1) and rate[1] == pytest.approx(600.0)
     assert genius.leak_rate_kpa_per_min("front left")[0] == pytest.approx(0.0, abs=1e-9)
-    a = genius.answer("why is the tyre light on?")
+    a = genius.answer(parse("why is the tyre light on?"))
     assert "The rear left tyre is low at 210.0 kPa" in a.text and "dropping about 4.0 kPa per minute" in a.text
 
 
@@ -128,14 +129,27 @@ def test_trip_computer_is_fed_by_the_frames_not_by_observe(channel: str, tx: can
     s = travel.trip.stats()  # before any answer: the state fed the trip computer
     assert s.distance_source == "speed" and s.distance_km == pytest.approx(2.4, rel=1e-6)
     assert s.duration_s == pytest.approx(120.0) and s.gaps == 0
-    assert "Trip so far: 2.4 km (from speed) in 2 min" in travel.answer("how was my trip?").text
+    assert "Trip so far: 2.4 km (from speed) in 2 min" in travel.answer(parse("how was my trip?")).text
 
 
 def _listen_agents(argv: list[str]):
+    """(Car Genius, Travel Companion, CAN reader or None) as ``listen`` wires them through the composition root."""
     from edge_assistant.cli import build_parser
-    from edge_assistant.cli.listen import _agents
+    from edge_assistant.cli.listen import _config, _router
 
-    return _agents(build_parser().parse_args(["listen", *argv]))
+    args = build_parser().parse_args(["listen", *argv])
+    router, vehicle = _router(args, _config(args))
+    return router.car_genius, router.travel, None if vehicle is None else _Stoppable(vehicle)
+
+
+class _Stoppable:
+    """The vehicle side seen as the reader these tests stop."""
+
+    def __init__(self, vehicle) -> None:
+        self.vehicle = vehicle
+
+    def stop(self) -> None:
+        self.vehicle.stop()
 
 
 def test_listen_live_state_ages_on_the_wall_clock_and_refuses_future_frames(channel: str, tx: can.BusABC,
@@ -146,7 +160,7 @@ def test_listen_live_state_ages_on_the_wall_clock_and_refuses_future_frames(chan
         sent_s = time.time() - 40.0
         tx.send(_tpms(db, sent_s, 200.0))  # the last frame before the bus went silent, 40 s ago
         assert wait_until(lambda: genius.snapshot().get(RL) is not None, 5.0)
-        a = genius.answer("is a tyre low?")
+        a = genius.answer(parse("is a tyre low?"))
         pressure = next(v for v in a.values if v.path == RL)
         assert 40.0 <= pressure.age_s < 120.0 and pressure.stale  # "now" is the wall clock, not the newest frame
         assert "All tyre readings are stale" in a.text and "rear left tyre is low" not in a.text

@@ -166,6 +166,9 @@ BAD = [
     ('[uplink]\ntopic_prefix = "/fleet"', "uplink.topic_prefix", "leading/trailing"),
     ("[uplink]\nqos = 3", "uplink.qos", "[0, 2]"),
     ("[uplink]\nmax_queue_bytes = 10", "uplink.max_queue_bytes", "bytes"),
+    ("[demo_car]\nstart_s = 900.0", "demo_car.start_s", "720 s"),
+    ('[demo_car]\nloop = "yes"', "demo_car.loop", "true or false"),
+    ('[[wake]]\nmodel = "alexa"\nverifier = "gpt"', "wake[0].verifier", "whisper"),
     ("[paths]\nstate_dir = 5", "paths.state_dir", "a path"),
     ("[paths]\nstate_dir = 1979-05-27", "paths.state_dir", "date/time"),
 ]
@@ -311,6 +314,21 @@ queue_path = "queue"
 def test_own_dbc_drops_the_demo_cars_mapping_table_and_ecus(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, '[vehicle]\ndbc = ["car.dbc"]\n[diagnostics]\nenabled = false\n'), environ=ENV)
     assert cfg.vehicle.vss_mapping is None and cfg.vehicle.dtc_table is None and cfg.diagnostics.ecus == ()
+
+
+def test_the_demo_car_drives_only_on_the_demo_cars_virtual_bus(tmp_path: Path) -> None:
+    assert load_config(DEMO, environ=ENV).demo_car_enabled
+    own_dbc = load_config(_write(tmp_path, '[vehicle]\ndbc = ["car.dbc"]\n[diagnostics]\nenabled = false\n'),
+                          environ=ENV)
+    assert not own_dbc.demo_car_enabled
+    real_bus = load_config(_write(tmp_path, '[vehicle]\nbus = "socketcan:can0"\ndbc = ["car.dbc"]\n'
+                                            '[diagnostics]\nenabled = false\n'), environ=ENV)
+    assert not real_bus.demo_car_enabled
+    forced = load_config(_write(tmp_path, '[vehicle]\nbus = "socketcan:vcan0"\n'
+                                          'dbc = ["package:vehicle/demo/ea_demo_ev.dbc"]\n'
+                                          '[diagnostics]\nenabled = false\n[demo_car]\nenabled = true\n'),
+                         environ=ENV)
+    assert forced.demo_car_enabled  # e.g. the VM test: the demo car on a real kernel's vcan0
 
 
 # ------------------------------------------------------------------------------------------- the CLI

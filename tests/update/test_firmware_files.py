@@ -187,6 +187,9 @@ def test_install_device_stages_an_image_that_accepts_a_bundle(tmp_path: Path, si
         FIRMWARE / "systemd/edge-assistant.service").read_text()
     assert (img / "usr/lib/sysusers.d/edge-assistant.conf").exists()
     assert (img / "var/lib/edge-assistant-update/spool").stat().st_mode & 0o777 == 0o750
+    from edge_assistant.core.config import load_config
+
+    assert load_config(img / "etc/edge-assistant/device.toml").demo_car_enabled  # the demo until edited
     staged_board = (img / "etc/edge-assistant/board").read_text().strip()
     assert staged_board == "rpi5"
     keyring = b.load_keyring(img / "etc/edge-assistant/keyring")

@@ -1,0 +1,62 @@
+"""Builds the stages and agents from a :class:`DeviceConfig`: the one place where they are wired.
+
+``run`` (the device), ``listen`` (a file or stdin) and ``demo`` (the synthesised cabin scene) all build their
+assistant here, so the three cannot drift apart in constants or wiring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_assistant.core.config import DeviceConfig
+
+
+def build_stages(config: DeviceConfig) -> tuple[Any, Any, Any]:
+    """(wake-word engine, endpointer, recogniser), every model loaded: a missing or corrupt file fails here.
+
+    The model cache is process-wide (``$EDGE_ASSISTANT_MODELS``, read where each model is resolved); the
+    composition root points it at ``paths.model_cache_dir`` so that the configured folder is the one used.
+    """
+    import os
+
+    from edge_assistant.app.stage_configs import endpoint_config, recognizer_config, wake_engine_config
+    from edge_assistant.asr.recognizer import WhisperRecognizer
+    from edge_assistant.core.paths import MODELS_ENV
+    from edge_assistant.vad.endpoint import Endpointer
+    from edge_assistant.wakeword.engine import WakeWordEngine
+
+    os.environ[MODELS_ENV] = str(config.paths.model_cache_dir)
+    wake = WakeWordEngine(wake_engine_config(config))
+    endpointer = Endpointer(endpoint_config(config), listening=False)
+    recognizer = WhisperRecognizer(recognizer_config(config))
+    return wake, endpointer, recognizer
+
+
+def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
+    """The router over Car Genius and the Travel Companion, both reading ``vehicle.state``; Car Genius takes
+    its trouble codes from ``vehicle.poller``."""
+    from edge_assistant.agents.car_genius import CarGenius
+    from edge_assistant.agents.router import AgentRouter
+    from edge_assistant.agents.travel_companion import TravelCompanion
+    from edge_assistant.app.stage_configs import travel_config
+
+    genius = CarGenius(vehicle.state, dtcs=vehicle.poller.readout, vehicle=config.vehicle.dtc_table)
+    travel = TravelCompanion(vehicle.state, travel_config(config))
+    return AgentRouter(genius, travel)
+
+
+def build_file_assistant(config: DeviceConfig, router: Any) -> Any:
+    """An :class:`~edge_assistant.pipeline.Assistant` answering inline (files, stdin, the demo scene)."""
+    from edge_assistant.pipeline import Assistant
+
+    wake, endpointer, recognizer = build_stages(config)
+    return Assistant(wake, endpointer, recognizer, router)
+
+
+def demo_router(config: DeviceConfig, at_s: float | None = None) -> tuple[Any, Any]:
+    """(router, demo car) for answering from the demo car's drive replayed up to ``at_s`` (files and the scene)."""
+    from edge_assistant.agents.demo import demo_car
+    from edge_assistant.agents.router import AgentRouter
+
+    car = demo_car(at_s=at_s)
+    return AgentRouter(car.genius, car.travel), car
