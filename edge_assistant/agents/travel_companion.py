@@ -301,6 +301,16 @@ class TripComputer:
             return max(0.0, self._odo_last - self._odo_start)
         return self.dist_gnss_km
 
+    @property
+    def span_s(self) -> tuple[float, float] | None:
+        """(first, last) state time the trip computer sampled (POSIX seconds live); None before any sample."""
+        return None if self._start_t is None or self._last_t is None else (self._start_t, self._last_t)
+
+    @property
+    def soc_span_pct(self) -> tuple[float, float] | None:
+        """(first, last) state of charge seen, in %; None when the car never reported one."""
+        return None if self._start_soc is None or self._last_soc is None else (self._start_soc, self._last_soc)
+
     def stats(self) -> TripStats:
         if self._speed_seen:
             dsrc = "speed"

@@ -117,6 +117,7 @@ class App:
         self.uplink = _start_uplink(cfg)
         self.vehicle = VehicleSide(cfg, on_dtc_change=self._publish_dtc).start()
         router = build_agents(cfg, self.vehicle)
+        self._trip = getattr(router.travel, "trip", None)
         self.assistant = Assistant(wake, endpointer, recognizer, router, defer_answers=True)
         self._responder = Responder(recognizer, _OnDemandRouter(router, self.vehicle.poller))
         self._worker = threading.Thread(target=self._respond_loop, name="responder", daemon=True)
@@ -179,6 +180,7 @@ class App:
         if self.vehicle is not None:
             self.vehicle.stop()
         if self.uplink is not None:
+            self._publish_trip()
             self.uplink.stop(drain_timeout_s=1.0)
         self._send({"event": "stopped", **self.stats.as_dict()})
 
@@ -295,6 +297,34 @@ class App:
             self.uplink.publish("dtc", data)
         except Exception:  # noqa: BLE001
             log.exception("trouble-code message not queued")
+
+    _trip = None
+
+    def _publish_trip(self) -> None:
+        """The trip so far as a ``trip`` message: the service stops when the car is switched off (the ECU
+        loses ignition power), so this is the end of the drive. Queued on disk, sent on the next connection."""
+        trip = self._trip
+        if trip is None or not self.uplink.config.enabled or trip.span_s is None:
+            return
+        s = trip.stats()
+        if s.distance_km <= 0:
+            log.info("no trip to report (the car did not move)")
+            return
+        start, end = trip.span_s
+        data: dict[str, Any] = {"trip_id": f"{self.config.vehicle.id}-{start:.0f}", "start_ts_s": round(start, 3),
+                                "end_ts_s": round(end, 3), "distance_km": round(s.distance_km, 3)}
+        if s.energy_kwh is not None:
+            data["energy_kwh"] = round(s.energy_kwh, 3)
+        if s.avg_speed_moving_kmh is not None:
+            data["avg_speed_kmh"] = round(s.avg_speed_moving_kmh, 1)
+        if s.consumption_kwh_per_100km is not None:
+            data["consumption_kwh_per_100km"] = round(s.consumption_kwh_per_100km, 2)
+        if trip.soc_span_pct is not None:
+            data["soc_start_pct"], data["soc_end_pct"] = (round(min(100.0, max(0.0, v)), 1) for v in trip.soc_span_pct)
+        try:
+            self.uplink.publish("trip", data)
+        except Exception:  # noqa: BLE001 - a schema refusal is logged; the queue and shutdown go on
+            log.exception("trip summary not queued")
 
     def _send(self, event: dict[str, Any]) -> None:
         with self._emit_lock:

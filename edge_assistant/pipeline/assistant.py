@@ -30,8 +30,36 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE_HZ = 16000
 
 
-class _Router(Protocol):
+class Router(Protocol):
+    """Maps an intent (with its typed slots) to an answer: :class:`~edge_assistant.agents.router.AgentRouter`."""
+
     def answer(self, intent: Intent) -> AgentAnswer: ...
+
+
+class WakeStage(Protocol):
+    """Wake-word detection on int16 16 kHz chunks: :class:`~edge_assistant.wakeword.engine.WakeWordEngine`.
+    Detections carry ``time_s`` (stream time), ``model`` and ``score``."""
+
+    def process(self, pcm: np.ndarray) -> list[Any]: ...
+
+
+class EndpointStage(Protocol):
+    """Start and end of a command: :class:`~edge_assistant.vad.endpoint.Endpointer` (``listening=False``).
+    Events have ``kind`` "utterance" (with ``audio``, ``start_s``, ``speech_end_s``, ``detected_s``),
+    "listen_timeout" or "speech_discarded"."""
+
+    def process(self, pcm: np.ndarray) -> list[Any]: ...
+
+    def listen(self, at_s: float, timeout_s: float) -> list[Any]: ...
+
+    def flush(self) -> list[Any]: ...
+
+
+class Recognizer(Protocol):
+    """Speech to text: :class:`~edge_assistant.asr.recognizer.WhisperRecognizer` (``.text`` on the result)."""
+
+    def transcribe(self, audio: np.ndarray) -> Any: ...
+
 
 
 @dataclass(frozen=True)
@@ -120,7 +148,7 @@ class Responder:
     """Utterance → ASR → intent → agent: the slow half of the pipeline, safe to run on its own thread
     (one call at a time: the recogniser's sessions are not shared with another caller)."""
 
-    def __init__(self, recognizer: Any, router: _Router, parse_text: Any = None) -> None:
+    def __init__(self, recognizer: Recognizer, router: Router, parse_text: Any = None) -> None:
         self.recognizer = recognizer
         self.router = router
         self.parse_text = parse_text or parse
@@ -150,7 +178,7 @@ class Assistant:
     ``defer_answers``: emit :class:`CommandHeard` instead of answering inline (see the module docstring).
     """
 
-    def __init__(self, wake: Any, endpointer: Any, recognizer: Any, router: _Router,
+    def __init__(self, wake: WakeStage, endpointer: EndpointStage, recognizer: Recognizer, router: Router,
                  config: AssistantConfig | None = None, *, defer_answers: bool = False) -> None:
         self.wake = wake
         self.endpointer = endpointer

@@ -1,4 +1,4 @@
-"""The running assistant reports to the fleet: trouble-code changes and health over MQTT to a real Mosquitto.
+"""The running assistant reports to the fleet: trouble-code changes, health and the trip over MQTT to a real Mosquitto.
 
 The whole device runs (``edge_assistant.app.runtime.App``): the demo EV drives on a virtual bus, its BMS
 reports P0AA6 over UDS, and the microphone is an ALSA ``file`` PCM on a ``null`` slave reading silence.
@@ -63,6 +63,8 @@ def test_running_assistant_publishes_trouble_codes_and_health(tmp_path: Path, si
             return {m["kind"] for m in collector.messages}
 
         wait_until(lambda: {"dtc", "health"} <= kinds(), 60.0, "a dtc and a health message at the collector")
+        start_s = config.demo_car.start_s  # let the car drive a few seconds: a trip to report at the end
+        wait_until(lambda: app.health().vehicle["demo_car_position_s"] >= start_s + 3.0, 60.0, "3 s of driving")
     finally:
         app.stop()
         runner.join(30.0)
@@ -74,3 +76,8 @@ def test_running_assistant_publishes_trouble_codes_and_health(tmp_path: Path, si
     assert health["topic"] == "fleet/car-0042/health" and health["data"]["uptime_s"] >= 0
     assert "mem_available_mb" in health["data"] and health["data"]["uplink_dropped"] == 0
     assert not runner.is_alive() and events[-1]["event"] == "stopped"
+    # switched off: the trip so far went out as the last message
+    wait_until(lambda: "trip" in {m["kind"] for m in collector.messages}, 30.0, "the trip summary")
+    trip = next(m for m in collector.messages if m["kind"] == "trip")
+    assert trip["topic"] == "fleet/car-0042/trip" and trip["data"]["trip_id"].startswith("car-0042-")
+    assert trip["data"]["distance_km"] > 0 and trip["data"]["end_ts_s"] >= trip["data"]["start_ts_s"]
