@@ -22,6 +22,10 @@ from edge_assistant.core.config import DeviceConfig
 from edge_assistant.core.errors import EdgeAssistantError
 
 log = logging.getLogger(__name__)
+#: udsoncan logs every request at INFO and an ECU that does not answer at ERROR, under these logger names. The
+#: poller reports each ECU's result itself (counted in the health report, the reason logged once per read), so
+#: on a device an absent ECU does not put an ERROR into the journal every poll.
+UDSONCAN_LOGGERS = ("UdsClient", "Connection")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class DtcPoller:
     # ---- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> DtcPoller:
         if self._thread is None and self.settings.enabled and self.settings.ecus:
+            for name in UDSONCAN_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
             self._thread = threading.Thread(target=self._run, name="dtc-poller", daemon=True)
             self._thread.start()
         return self
