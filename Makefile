@@ -11,7 +11,7 @@ NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native
 # build pyalsaaudio, the in-process microphone capture).
 APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng mosquitto libasound2-dev
 
-.PHONY: setup system-deps demo test lint check-native models bench clean help
+.PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system image-deps
 
 help:
 	@echo "make demo          set up and run the assistant's main job on its embedded default"
@@ -19,6 +19,9 @@ help:
 	@echo "make check-native  build and run the C tests under sanitizers and valgrind"
 	@echo "make models        build the converted/quantized models into the model cache"
 	@echo "make lint          ruff"
+	@echo "make image         x86_64 A/B disk image (mmdebstrap, GRUB-EFI, RAUC) in $(IMAGE_DIR)"
+	@echo "make bundle       signed RAUC bundle of the image's root filesystem"
+	@echo "make test-system   boot the image under QEMU (TCG, OVMF) and check it from outside"
 
 setup: $(STAMP)
 
@@ -64,3 +67,25 @@ check-native:
 clean:
 	rm -rf build $(VENV) edge_assistant/_native/_frontend*.so edge_assistant/_native/_frontend.c
 	-$(MAKE) -C native clean
+
+# ---- device image (firmware/image, firmware/README.md). Big artefacts and the development keys go to
+# IMAGE_DIR, outside the repository.
+IMAGE_DIR ?= $(abspath ../build-image)
+IMAGE_BOARD ?= qemu-x86_64
+IMAGE_APT := mmdebstrap qemu-system-x86 qemu-utils ovmf rauc grub-efi-amd64-bin grub-common dosfstools e2fsprogs \
+	squashfs-tools fdisk mtools openssl arch-test
+
+image-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(IMAGE_APT)"
+
+image: setup image-deps
+	BOARD=$(IMAGE_BOARD) PYTHON=$(abspath $(BIN)/python) firmware/image/build-image.sh $(IMAGE_DIR)
+
+bundle: image-deps
+	firmware/image/build-bundle.sh $(IMAGE_DIR)
+
+test-system: setup image-deps
+	@[ -f $(IMAGE_DIR)/disk.img ] || $(MAKE) --no-print-directory image
+	@[ -f $(IMAGE_DIR)/bundle-broken.raucb ] && [ $(IMAGE_DIR)/bundle-broken.raucb -nt $(IMAGE_DIR)/rootfs.ext4 ] \
+	  || TEST_BUNDLES=1 firmware/image/build-bundle.sh $(IMAGE_DIR)
+	EDGE_ASSISTANT_SYSTEM_TESTS=1 EDGE_ASSISTANT_IMAGE_DIR=$(IMAGE_DIR) $(BIN)/python -m pytest -v tests/system

@@ -1,0 +1,254 @@
+"""Drive the edge-assistant image in QEMU (TCG, OVMF) from outside: start, talk, reboot, kill.
+
+The guest is reached through the QEMU guest agent on a virtio-serial port (the image ships
+``qemu-guest-agent``; it only starts where that port exists, so never on a car). The serial console
+is appended to ``console.log`` across reboots; every wait has a deadline and its failure message
+carries the end of that log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+class VmError(AssertionError):
+    """A step in the VM failed or ran past its deadline."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class GuestAgent:
+    """Minimal QEMU guest agent client (JSON lines over the virtio-serial chardev socket)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock: socket.socket | None = None
+        self._buf = b""
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self._buf = b""
+
+    def _readline(self, deadline: float) -> bytes:
+        assert self._sock is not None
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("guest agent did not answer")
+            self._sock.settimeout(left)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("guest agent socket closed")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line
+
+    def sync(self, timeout_s: float) -> None:
+        """(Re)connect and flush stale replies with guest-sync-delimited."""
+        self.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout_s)
+        sock.connect(str(self.path))
+        self._sock = sock
+        token = random.randrange(1, 2**31)
+        sock.sendall(
+            b"\xff" + json.dumps({"execute": "guest-sync-delimited", "arguments": {"id": token}}).encode()
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            line = self._readline(deadline)
+            if b"\xff" in line:
+                line = line.rsplit(b"\xff", 1)[1]
+            try:
+                if json.loads(line).get("return") == token:
+                    return
+            except ValueError:
+                continue
+
+    def call(self, command: str, timeout_s: float, **arguments: object) -> object:
+        if self._sock is None:
+            self.sync(timeout_s)
+        assert self._sock is not None
+        msg: dict[str, object] = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        self._sock.sendall(json.dumps(msg).encode() + b"\n")
+        reply = json.loads(self._readline(time.monotonic() + timeout_s))
+        if "error" in reply:
+            raise VmError(f"guest agent {command}: {reply['error']}")
+        return reply.get("return")
+
+
+class Vm:
+    """One QEMU machine booting ``disk`` (a qcow2 overlay over the image, so the image stays as built)."""
+
+    def __init__(
+        self, image: Path, workdir: Path, *, memory_mb: int = 3072, share: Path | None = None
+    ) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.disk = workdir / "disk.qcow2"
+        self.vars = workdir / "OVMF_VARS.fd"
+        self.console = workdir / "console.log"
+        self.qga_path = workdir / "qga.sock"
+        self.qmp_path = workdir / "qmp.sock"
+        self.memory_mb = memory_mb
+        self.share = share
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
+            check=True,
+        )
+        shutil.copyfile(OVMF_VARS, self.vars)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.agent = GuestAgent(self.qga_path)
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> float:
+        """Power on; returns the monotonic start time."""
+        for p in (self.qga_path, self.qmp_path):
+            p.unlink(missing_ok=True)
+        cmd = [
+            "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
+            "-smp", "2", "-m", str(self.memory_mb), "-display", "none", "-nic", "none",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={self.vars}",
+            "-drive", f"file={self.disk},if=virtio,format=qcow2,cache=unsafe",
+            "-chardev", f"file,id=ser0,path={self.console}",
+            "-serial", "chardev:ser0",
+            "-chardev", f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
+            "-device", "virtio-serial",
+            "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+        ]  # fmt: skip
+        if self.share is not None:
+            cmd += ["-virtfs", f"local,path={self.share},mount_tag=bundles,security_model=none,readonly=on"]
+        with open(self.console, "ab") as log:
+            log.write(f"\n=== qemu start {time.strftime('%H:%M:%S')}\n".encode())
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        t0 = time.monotonic()
+        while not self.qga_path.exists():
+            if self.proc.poll() is not None:
+                raise VmError(f"qemu exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            if time.monotonic() - t0 > 10:
+                raise VmError("qemu did not create its sockets within 10 s")
+            time.sleep(0.1)
+        return t0
+
+    def kill(self) -> None:
+        """Pull the power: SIGKILL to QEMU (the guest gets no chance to sync)."""
+        self.agent.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def console_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.console.read_bytes().decode(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def fail(self, what: str) -> VmError:
+        return VmError(f"{what}\n--- serial console (last lines) ---\n{self.console_tail()}")
+
+    # ---------------------------------------------------------------- talking
+    def wait_agent(self, timeout_s: float) -> None:
+        """Wait until the guest agent answers (the guest has booted far enough)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise self.fail("qemu is not running")
+            try:
+                self.agent.sync(timeout_s=min(5.0, max(0.5, deadline - time.monotonic())))
+                return
+            except (OSError, TimeoutError, ConnectionError, ValueError):
+                self.agent.close()
+                time.sleep(1)
+        raise self.fail(f"guest agent did not answer within {timeout_s:.0f} s")
+
+    def sh(self, command: str, timeout_s: float = 60, check: bool = True) -> ExecResult:
+        """Run ``command`` with /bin/sh as root in the guest; stdout/stderr as text."""
+        try:
+            ret = self.agent.call(
+                "guest-exec", 60, path="/bin/sh", arg=["-c", command], **{"capture-output": True}
+            )
+        except (OSError, TimeoutError, ConnectionError):
+            self.agent.close()
+            raise self.fail(f"guest agent lost while starting: {command}") from None
+        assert isinstance(ret, dict)
+        pid = ret["pid"]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                st = self.agent.call("guest-exec-status", 60, pid=pid)
+            except (OSError, TimeoutError, ConnectionError):
+                self.agent.close()
+                raise self.fail(f"guest agent lost while running: {command}") from None
+            assert isinstance(st, dict)
+            if st.get("exited"):
+                break
+            if time.monotonic() > deadline:
+                raise self.fail(f"`{command}` did not finish within {timeout_s:.0f} s")
+            time.sleep(0.3)
+        out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
+        err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
+        code = int(st.get("exitcode", -st.get("signal", 1)))
+        result = ExecResult(code, out, err)
+        if check and code != 0:
+            raise self.fail(f"`{command}` exited {code}\nstdout: {out}\nstderr: {err}")
+        return result
+
+    def boot_id(self) -> str:
+        return self.sh("cat /proc/sys/kernel/random/boot_id", 20).stdout.strip()
+
+    def reboot(self, timeout_s: float) -> None:
+        """Reboot from inside and wait until the new boot's agent answers."""
+        old = self.boot_id()
+        self.sh("systemd-run --no-block --on-active=1 systemctl reboot", 20)
+        self.agent.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.wait_agent(max(1.0, deadline - time.monotonic()))
+            try:
+                if self.boot_id() != old:
+                    return
+            except VmError:
+                pass
+            self.agent.close()
+            time.sleep(2)
+        raise self.fail(f"no new boot within {timeout_s:.0f} s of the reboot")
+
+
+def have_tools() -> list[str]:
+    """Names of what the system tests need and this machine lacks."""
+    missing = [t for t in ("qemu-system-x86_64", "qemu-img") if shutil.which(t) is None]
+    missing += [str(p) for p in (OVMF_CODE, OVMF_VARS) if not p.exists()]
+    return missing
+
+
+def image_dir() -> Path:
+    """Where `make image` put its output: $EDGE_ASSISTANT_IMAGE_DIR, else build-image/ beside the repo."""
+    env = os.environ.get("EDGE_ASSISTANT_IMAGE_DIR")
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[3] / "build-image"
