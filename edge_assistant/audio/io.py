@@ -125,6 +125,10 @@ def read_audio(path: str | Path, dtype: str = "float32", target_rate_hz: int = T
                                    "expected finite samples")
     if info.sample_rate_hz != TARGET_RATE_HZ:
         mono = _resample(mono, info.sample_rate_hz, path)
+        bad = _first_non_finite(mono)
+        if bad is not None:  # float samples near 3.4e38 overflow the (float32) filter
+            raise AudioFileError(path, f"samples too large to resample (output sample {bad} is {mono[bad]}); "
+                                       "expected float samples in about [-1, 1]")
     return to_int16(mono) if dtype == "int16" else mono
 
 
@@ -134,11 +138,12 @@ def _decode_mono(path: str | Path, info: AudioInfo, dtype: str) -> np.ndarray:
 
     out = np.empty(info.frames, dtype=dtype)
     n = 0
-    try:
-        with sf.SoundFile(str(path)) as f:
+    try:  # +inf and -inf in one frame mix to NaN (no warning): refused with the other non-finite samples
+        with sf.SoundFile(str(path)) as f, np.errstate(invalid="ignore"):
             for block in f.blocks(max(1, _BLOCK_SAMPLES // info.channels), dtype=dtype, always_2d=True):
                 block = block[: info.frames - n]
-                out[n:n + len(block)] = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
+                # the mean in float64: two float32 samples near 3.4e38 would overflow a float32 sum
+                out[n:n + len(block)] = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float64)
                 n += len(block)
                 if n == info.frames:
                     break

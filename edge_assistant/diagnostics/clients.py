@@ -73,6 +73,8 @@ class ObdServices:
     def _positive(self, answers: dict[int, bytes], sid: int) -> dict[int, bytes]:
         out = {}
         for rid, data in answers.items():
+            if not data:
+                raise DataFormatError(f"ECU 0x{rid:03X}", f"empty answer, expected one to service 0x{sid:02X}")
             if data[0] == uds.NEGATIVE_RESPONSE:
                 nrc = uds.decode_negative(data, f"ECU 0x{rid:03X}")
                 if len(answers) == 1:
@@ -101,6 +103,9 @@ class ObdServices:
             for rid, values in res.items():
                 if asking is not None and rid not in asking:
                     continue
+                if not values or values[0].pid != base:
+                    raise DataFormatError(f"ECU 0x{rid:03X}", f"PID 0x{base:02X} support bitmap expected, got "
+                                                              f"{[f'0x{v.pid:02X}' for v in values]}")
                 sup = values[0].value["supported"]
                 out.setdefault(rid, []).extend(p for p in sup if p % 0x20)
                 if base + 0x20 in sup:

@@ -178,11 +178,18 @@ def structure(code: str) -> CodeStructure:
     return CodeStructure(base, SYSTEMS[letter], generic, group)
 
 
+#: Largest DTC table read (the shipped ones are under 10 kB); keeps a wrong path (a device, a huge file) out of memory.
+MAX_TABLE_BYTES = 16 * 1024 * 1024
+
+
 def _load_json(path: Path | str, label: str) -> dict:
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_TABLE_BYTES + 1)
     except OSError as exc:
         raise DataFormatError(str(path), f"cannot read {label}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_TABLE_BYTES:
+        raise DataFormatError(str(path), f"{label} larger than {MAX_TABLE_BYTES} bytes; expected a JSON table")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -192,6 +199,8 @@ def _load_json(path: Path | str, label: str) -> dict:
         raise DataFormatError(f"{path}:{exc.lineno}", f"{label} is not valid JSON: {exc.msg}") from exc
     except RecursionError:
         raise DataFormatError(str(path), f"{label} is nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise DataFormatError(str(path), f"{label}: {str(exc).split(';')[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("codes"), dict):
         raise DataFormatError(str(path), f"{label} needs an object with a 'codes' object")
     if not isinstance(data.get("modules", {}), dict):
@@ -223,9 +232,10 @@ def vehicle_table(vehicle: str) -> dict:
     """A shipped vehicle (``kona_ev``, ``demo_ev``) or a path to a JSON file in the same layout."""
     p = Path(vehicle)
     if p.suffix != ".json":
+        known = shipped_vehicles()
+        if vehicle not in known:  # a name, never a path: "../x" or 5,000 characters do not reach the disk
+            raise DataFormatError(f"vehicle {vehicle[:60]!r}", f"no DTC table; shipped: {', '.join(known)}")
         p = _data_dir() / "vehicles" / f"{vehicle}.json"
-        if not p.is_file():
-            raise DataFormatError(f"vehicle {vehicle!r}", f"no DTC table; shipped: {', '.join(shipped_vehicles())}")
     return _load_json(p, "vehicle DTC table")
 
 

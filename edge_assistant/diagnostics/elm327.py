@@ -32,6 +32,17 @@ _ERRORS = ("UNABLE TO CONNECT", "CAN ERROR", "BUS ERROR", "BUS INIT: ...ERROR", 
 _HEX = re.compile(r"^[0-9A-F]+$")
 SKIPPED_LINES_KEPT = 32  #: the latest skipped answer lines kept for diagnosis (all are counted)
 MAX_COMMAND_BYTES = 256  #: the emulator keeps at most this much of a command line without its CR
+#: Longest answer the client reads up to the prompt: a 4095-byte ISO-TP answer with headers and spaces is
+#: about 18 kB; more is an adapter that babbles without a '>'.
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+try:  # pyserial's POSIX backend lets termios.error (not an OSError) out of tcflush on a hung-up port
+    from termios import error as _termios_error
+
+    _TERMIOS_ERRORS: tuple[type[Exception], ...] = (_termios_error,)
+except ImportError:  # pragma: no cover - Windows
+    _TERMIOS_ERRORS = ()
 
 
 class Elm327Error(EdgeAssistantError):
@@ -83,11 +94,14 @@ class Elm327Client(ObdServices):
         buf = bytearray()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            chunk = self._ser.read(self._ser.in_waiting or 1)
+            chunk = self._ser.read(min(self._ser.in_waiting, MAX_ANSWER_BYTES) or 1)
             if chunk:
                 buf += chunk
                 if PROMPT in chunk:
                     return bytes(buf[:buf.rindex(PROMPT)])
+                if len(buf) > MAX_ANSWER_BYTES:
+                    raise Elm327Error(f"{self.port}: answer to {what!r} longer than {MAX_ANSWER_BYTES} bytes "
+                                      f"without a '>' prompt (got {bytes(buf)[:60]!r}...)")
         raise Elm327Error(f"{self.port}: no '>' prompt within {timeout_s:.1f} s after {what!r} "
                           f"(got {bytes(buf)[:60]!r})")
 
@@ -108,12 +122,18 @@ class Elm327Client(ObdServices):
 
     def command(self, cmd: str, timeout_s: float | None = None) -> list[str]:
         """Send one command; return the answer lines (echo, prompt and noise removed)."""
+        import serial
+
         if self._ser is None:
             raise Elm327Error(f"{self.port}: not open")
-        self._ser.reset_input_buffer()
-        self._ser.write(cmd.encode("ascii") + b"\r")
-        self._ser.flush()
-        lines = self._clean_lines(self._read_until_prompt(timeout_s or self.timeout_s, cmd), cmd)
+        try:
+            self._ser.reset_input_buffer()
+            self._ser.write(cmd.encode("ascii") + b"\r")
+            self._ser.flush()
+            raw = self._read_until_prompt(timeout_s or self.timeout_s, cmd)
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS) as exc:  # unplugged, write timeout, port gone
+            raise Elm327Error(f"{self.port}: serial I/O failed on {cmd!r}: {exc}") from exc
+        lines = self._clean_lines(raw, cmd)
         if lines and lines[-1] == "?":
             raise DataFormatError(f"ELM327 {self.port}", f"adapter did not understand {cmd!r} (answered '?')")
         for ln in lines:
@@ -159,7 +179,8 @@ class Elm327Client(ObdServices):
         t = time.monotonic()
         for ln in lines:
             compact = ln.replace(" ", "").upper()
-            if not _HEX.match(compact) or len(compact) < 5 or (len(compact) - 3) % 2:
+            # 3 hex digits of 11-bit id (at most 7FF), then whole data bytes
+            if not _HEX.match(compact) or len(compact) < 5 or (len(compact) - 3) % 2 or compact[0] > "7":
                 self._skip(ln)
                 log.warning("%s: skipped line %r in the answer to %s (not a headered CAN frame)", self.port, ln, cmd)
                 continue

@@ -45,10 +45,9 @@ def dtc_to_bytes(code: str) -> bytes:
     c = code.strip().upper()
     if len(c) != 5 or c[0] not in DTC_LETTERS or c[1] not in "0123":
         raise DataFormatError(f"DTC {code!r}", "expected a letter P/C/B/U, a digit 0-3 and three hex digits")
-    try:
-        rest = int(c[2:], 16)
-    except ValueError as exc:
-        raise DataFormatError(f"DTC {code!r}", "the last three characters must be hex digits") from exc
+    if not all(ch in "0123456789ABCDEF" for ch in c[2:]):  # int(.., 16) would take a sign, blanks, "_"
+        raise DataFormatError(f"DTC {code!r}", "the last three characters must be hex digits")
+    rest = int(c[2:], 16)
     hi = (DTC_LETTERS.index(c[0]) << 6) | (int(c[1]) << 4) | (rest >> 8)
     return bytes([hi, rest & 0xFF])
 

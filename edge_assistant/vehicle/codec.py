@@ -93,12 +93,21 @@ class _MessagePlan:
     fallback_keys: dict | None = None  # signal name -> (key, VssSignalMap|None)
 
 
+#: ``need`` of a signal that does not fit its message (a DBC loaded non-strict): never decoded, since
+#: its bits are not where the DBC length says (cantools cannot decode such a message at all).
+_NEVER = 1 << 30
+#: Largest magnitude a decoded value may have: ``raw * 1e308`` would be inf.
+_FLOAT_MAX = 1.7976931348623157e308
+
+
 def _signal_tuple(sig, length: int, key: str | None, vmap: VssSignalMap | None, label: str) -> tuple:
     if sig.byte_order == "little_endian":
         le, shift, need = True, sig.start, (sig.start + sig.length - 1) // 8 + 1
     else:
         msb0 = 8 * (sig.start // 8) + (7 - sig.start % 8)
         le, shift, need = False, 8 * length - msb0 - sig.length, (msb0 + sig.length - 1) // 8 + 1
+    if need > length or shift < 0 or sig.length > 64:
+        shift, need = 0, _NEVER
     mask = (1 << sig.length) - 1
     sign = (1 << (sig.length - 1)) if sig.is_signed else 0
     lo, hi = sig.minimum, sig.maximum
@@ -110,6 +119,8 @@ def _signal_tuple(sig, length: int, key: str | None, vmap: VssSignalMap | None, 
         lo, hi = lo - slack, hi + slack
     else:
         lo = hi = None  # a one-sided range is not checked
+    if lo is None and abs(sig.scale) * 2.0 ** min(sig.length, 64) + abs(sig.offset) >= _FLOAT_MAX:
+        lo, hi = -_FLOAT_MAX, _FLOAT_MAX  # scale or offset near the float limit: inf is out of range
     choices = {int(k): str(v) for k, v in sig.choices.items()} if sig.choices else None
     enum = vmap.enum_dict() if vmap and vmap.enum else None
     muxids = frozenset(sig.multiplexer_ids) if sig.multiplexer_ids else None
@@ -229,7 +240,7 @@ class FrameDecoder:
         def generic(data, ts, _plan=plan, _decode=self._decode):
             return _decode(_plan, data, ts)
 
-        if plan.fallback is not None or not plan.signals:
+        if plan.fallback is not None or not plan.signals or (plan.mux is not None and plan.mux[_K_NEED] == _NEVER):
             return generic
         ns: dict = {"pv": self._pending, "generic": generic, "oor": self._out_of_range}
         L = plan.length
@@ -247,6 +258,8 @@ class FrameDecoder:
             lines.append("    if mux not in MUXALL:")
             lines.append("        unknown_mux(PLAN, mux)")
         for i, t in enumerate(plan.signals):
+            if t[_K_NEED] == _NEVER:
+                continue
             ind = "    "
             if t[_K_MUXIDS] is not None:
                 ns[f"M{i}"] = t[_K_MUXIDS]
@@ -417,6 +430,12 @@ class FrameDecoder:
             return 0
         produced = 0
         for name, value in values.items():
+            if isinstance(value, (int, float)) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                # a float signal holding NaN or inf, or cantools' exact int beyond any float (raw * 1e305)
+                self.stats.out_of_range[f"{fmt_id(plan.key)} {plan.name}.{name}"] += 1
+                self._warn_once(("nan", plan.key, name), "frame %s (%s): %s is %s; treated as not available",
+                                fmt_id(plan.key), plan.name, name, value)
+                continue
             for key, vm in plan.fallback_keys.get(name, ()):
                 v = value
                 if not isinstance(v, (int, float)):

@@ -6,7 +6,8 @@ Formats, chosen by suffix (and, for ``.csv``, by the header line):
   our own tolerant reader;
 * SavvyCAN/GVRET ``.csv`` (``Time Stamp,ID,Extended,[Dir,]Bus,LEN,D1..D8``, time in microseconds):
   our own reader;
-* everything python-can's ``LogReader`` reads: Vector ``.asc``/``.blf``, PCAN ``.trc``, python-can
+* Vector ``.blf``: our own bounded reader (:mod:`edge_assistant.vehicle._blf`);
+* everything else python-can's ``LogReader`` reads: Vector ``.asc``, PCAN ``.trc``, python-can
   ``.csv``, ``.db``, and ASAM MDF4 ``.mf4`` (needs the optional ``asammdf``: ``pip install
   'edge-assistant[mdf]'``).
 
@@ -278,7 +279,14 @@ def _python_can_reader(path: Path, stats: LogStats) -> Iterator:
     suffix = path.suffix.lower()
     if suffix in _TEXT_SUFFIXES:
         _check_line_lengths(path)
-    frames = _mdf4_frames(path, stats) if suffix in _MDF4_SUFFIXES else _python_can_frames(path, stats)
+    if suffix in _MDF4_SUFFIXES:
+        frames = _mdf4_frames(path, stats)
+    elif suffix == ".blf":  # our bounded reader: python-can's can loop forever or inflate without a limit
+        from edge_assistant.vehicle._blf import read_blf
+
+        frames = read_blf(path)
+    else:
+        frames = _python_can_frames(path, stats)
     n = 0
     for msg in frames:
         n += 1

@@ -111,13 +111,20 @@ def parse_mapping(data: object, source: str = "<mapping>") -> VssMapping:
     return VssMapping(version, tuple(out), str(data.get("vehicle", "")), source)
 
 
+#: Largest mapping file read (the shipped one is a few kB); keeps a wrong path (a device, a huge file) out of memory.
+MAX_MAPPING_BYTES = 16 * 1024 * 1024
+
+
 def load_mapping(path: str | Path) -> VssMapping:
     """Read a mapping JSON file (UTF-8)."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_MAPPING_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read VSS mapping: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_MAPPING_BYTES:
+        raise DataFormatError(str(p), f"larger than {MAX_MAPPING_BYTES} bytes; expected a JSON mapping")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -127,4 +134,6 @@ def load_mapping(path: str | Path) -> VssMapping:
         raise DataFormatError(f"{p}:{exc.lineno}", f"not valid JSON ({exc.msg})") from exc
     except RecursionError:
         raise DataFormatError(str(p), "JSON nested too deeply; expected a mapping object") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise DataFormatError(str(p), f"{str(exc).split(';')[0]}; expected a mapping object") from None
     return parse_mapping(data, str(p))
