@@ -6,9 +6,17 @@ Pipeline for one utterance (float32, 16 kHz, mono):
    the whole input exactly as faster-whisper does;
 2. the encoder runs on the utterance's frames plus ``audio_ctx_margin_s`` of padding (like whisper.cpp's
    ``audio_ctx``) instead of a 30 s window; inputs longer than 30 s are cut into 30 s windows;
-3. cross-attention K/V once, then one decoder call per token with the self-attention cache;
+3. cross-attention K/V once, then one decoder call per token with the self-attention cache: greedy
+   (``beam_size`` 1) or a beam search with Whisper's length-normalised ranking (one cache per beam);
 4. guards: suppress lists from config.json, blank/EOT banned first, a token budget proportional to the
-   audio length, an n-gram repeat stop, a no-speech check, and a compression-ratio flag.
+   audio length, an n-gram repeat stop, a no-speech check, and a compression-ratio flag;
+5. optionally a grammar (:class:`edge_assistant.asr.grammar_bias.GrammarBias`): the free transcript is
+   kept when the grammar accepts it, else a grammar-constrained decode (or the best grammar sentence of
+   the beam's n-best) replaces it when its length-normalised score is close enough to the free one.
+
+The public step API (:meth:`WhisperRecognizer.log_mel`, :meth:`encode_window`, :meth:`start`,
+:meth:`step`, :meth:`suppress`) lets other users of the sessions (the wake-word verifier) decode
+their own way without loading Whisper twice.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_assistant.asr.model_cache import WhisperFiles, load_whisper_files
 from edge_assistant.asr.tokenizer import WhisperTokenizer
 from edge_assistant.core.errors import ConfigError, DataFormatError, ModelFileError, NativeError
+
+if TYPE_CHECKING:
+    from edge_assistant.asr.grammar_bias import GrammarBias
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +78,9 @@ class RecognizerConfig:
     """Mean token log-probability under which a likely-no-speech window is dropped."""
     compression_ratio_threshold: float = 2.4
     """zlib compression ratio above which the text is flagged as a probable hallucination."""
+    beam_size: int = 1
+    """1: greedy decoding; more: beam search (Whisper's: top ``beam_size + 1`` candidates per beam, done
+    when ``beam_size`` hypotheses have ended, ranked by sum of log-probabilities / token count)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -76,6 +91,8 @@ class RecognizerConfig:
             raise ConfigError(f"max_tokens: {self.max_tokens}; expected 1..440")
         if self.repeat_min_count < 2:
             raise ConfigError(f"repeat_min_count: {self.repeat_min_count}; expected >= 2")
+        if not 1 <= self.beam_size <= 16:
+            raise ConfigError(f"beam_size: {self.beam_size}; expected 1..16")
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,38 @@ def _log_softmax_at(logits: np.ndarray, index: int) -> float:
     return float(logits[index] - m - math.log(float(np.exp(logits - m).sum())))
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = float(x.max())
+    return x - (m + math.log(float(np.exp(x - m).sum())))
+
+
+@dataclass
+class Hypothesis:
+    """One decoded token sequence (EOT not included) with its summed log-probability."""
+
+    tokens: list[int]
+    logprob: float
+    reason: str  # "eot", "max_tokens", "repetition"
+
+    @property
+    def score(self) -> float:
+        """Whisper's ranking: log-probability per token (length-normalised)."""
+        return self.logprob / max(1, len(self.tokens))
+
+    @property
+    def avg_logprob(self) -> float:
+        return self.logprob / max(1, len(self.tokens) + (self.reason == "eot"))
+
+
+@dataclass
+class _Beam:
+    tokens: list[int]
+    logprob: float
+    logits: np.ndarray
+    past: list[np.ndarray]
+    state: object = None  # the grammar's state when constrained
+
+
 class WhisperRecognizer:
     """Transcribes 16 kHz mono float32 audio with the ONNX Whisper graphs from the model cache.
 
@@ -178,7 +227,8 @@ class WhisperRecognizer:
         self._mel = None
 
     # --- features -----------------------------------------------------------------------------------
-    def _log_mel(self, audio: np.ndarray) -> np.ndarray:
+    def log_mel(self, audio: np.ndarray) -> np.ndarray:
+        """Whisper log-mel features (n_mels, frames) of checked float32 16 kHz audio."""
         if self._mel is None:
             try:
                 from edge_assistant.audio.frontend import WhisperLogMel
@@ -213,29 +263,54 @@ class WhisperRecognizer:
             log.warning("audio peak %.1f is far outside [-1, 1]: int16 values passed as float?", peak)
         return audio
 
-    # --- decoding -----------------------------------------------------------------------------------
-    def _encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
-        """Encoder + cross K/V: the decoder's ``cross_*`` feeds."""
+    # --- decoding: the public step API ----------------------------------------------------------------
+    def encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
+        """Encoder + cross K/V of a (n_mels, frames) segment: the ``cross`` feeds of :meth:`step`."""
         enc = self._encoder.run(None, {"mel": mel[None]})[0]
         return dict(zip(self._cross_names, self._cross.run(self._cross_names, {"encoder_out": enc}), strict=True))
 
-    def _step(self, tokens: list[int], past: list[np.ndarray], cross: dict[str, np.ndarray]):
+    def encode_window(self, mel: np.ndarray, start: int, frames: int,
+                      full_window: bool | None = None) -> tuple[dict[str, np.ndarray], int]:
+        """Encode ``frames`` mel frames from ``start`` with the configured zero padding: (cross, n_ctx)."""
+        cfg = self.config
+        full = cfg.full_window if full_window is None else full_window
+        margin = int(round(cfg.audio_ctx_margin_s * SAMPLE_RATE_HZ / HOP_SAMPLES))
+        n_ctx = WINDOW_FRAMES if full else min(WINDOW_FRAMES, frames + margin)
+        n_ctx += n_ctx % 2
+        seg = np.zeros((mel.shape[0], n_ctx), np.float32)  # zero padding, as faster-whisper pads
+        seg[:, :frames] = mel[:, start : start + frames]
+        return self.encode(seg), n_ctx
+
+    def start(self, cross: dict[str, np.ndarray]) -> tuple[float, np.ndarray, list[np.ndarray]]:
+        """Feed the prompt: (no-speech probability, logits for the first text token, self-attention cache)."""
+        tk = self.tokenizer.tokens
+        empty = [np.zeros((1, self._n_heads, 0, self._head_dim), np.float32)] * len(self._past_names)
+        # <|startoftranscript|> alone first: its logits give the no-speech probability.
+        logits, past = self.step([tk.sot], empty, cross)
+        no_speech = 0.0
+        if tk.no_speech is not None:
+            no_speech = math.exp(_log_softmax_at(logits, tk.no_speech))
+        logits, past = self.step(list(tk.prompt), past, cross)
+        return no_speech, logits, past
+
+    def step(self, tokens: list[int], past: list[np.ndarray],
+             cross: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One decoder call: (logits of the last token, the cache extended by ``tokens``)."""
         feed = dict(cross)
         feed["tokens"] = np.asarray([tokens], dtype=np.int64)
         feed.update(zip(self._past_names, past, strict=True))
         out = self._decoder.run(self._out_names, feed)
         return out[0][0], out[1:]
 
+    def suppress(self, first: bool) -> np.ndarray:
+        """Additive logit mask of the suppressed tokens (``first``: for the first text token)."""
+        return self._mask_first if first else self._mask
+
+    # --- decoding -----------------------------------------------------------------------------------
     def _decode(self, cross: dict[str, np.ndarray], budget: int) -> tuple[list[int], str, float, float]:
         """Greedy decoding: (tokens, stop reason, no-speech probability, mean log-probability)."""
         cfg, tk = self.config, self.tokenizer.tokens
-        empty = [np.zeros((1, self._n_heads, 0, self._head_dim), np.float32)] * len(self._past_names)
-        # <|startoftranscript|> alone first: its logits give the no-speech probability.
-        logits, past = self._step([tk.sot], empty, cross)
-        no_speech = 0.0
-        if tk.no_speech is not None:
-            no_speech = math.exp(_log_softmax_at(logits, tk.no_speech))
-        logits, past = self._step(list(tk.prompt), past, cross)
+        no_speech, logits, past = self.start(cross)
         out: list[int] = []
         logprob_sum = 0.0
         reason = "max_tokens"
@@ -252,41 +327,115 @@ class WhisperRecognizer:
                 del out[len(out) - drop :]
                 reason = "repetition"
                 break
-            logits, past = self._step([token], past, cross)
+            logits, past = self.step([token], past, cross)
         avg = logprob_sum / max(1, len(out) + (reason == "eot"))
         return out, reason, no_speech, avg
 
-    def transcribe(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Transcript:
-        """Transcribe one utterance (any length; > 30 s is cut into 30 s windows)."""
+    def beam_search(self, cross: dict[str, np.ndarray], budget: int, beam_size: int,
+                    grammar: GrammarBias | None = None,
+                    first: tuple[np.ndarray, list[np.ndarray]] | None = None) -> list[Hypothesis]:
+        """Beam search after the prompt: the ended hypotheses, best (length-normalised) first.
+
+        ``first``: (logits, cache) from :meth:`start` (computed when None). ``grammar``: only tokens
+        that keep the text inside the grammar are expanded, and EOT only where a sentence may end.
+        """
+        cfg, eot = self.config, self.tokenizer.tokens.eot
+        if first is None:
+            _, logits, past = self.start(cross)
+        else:
+            logits, past = first
+        beams = [_Beam([], 0.0, logits, past, grammar.initial() if grammar else None)]
+        done: list[Hypothesis] = []
+        for i in range(budget):
+            cands: list[tuple[float, int, int, object]] = []
+            for b_i, b in enumerate(beams):
+                lp = _log_softmax(b.logits + self.suppress(i == 0))
+                if grammar is None:
+                    top = np.argpartition(-lp, beam_size + 1)[: beam_size + 1]
+                    cands += [(b.logprob + float(lp[t]), b_i, int(t), None) for t in top if np.isfinite(lp[t])]
+                else:
+                    for t, state in grammar.expand(b.state, lp, self.tokenizer):
+                        cands.append((b.logprob + float(lp[t]), b_i, t, state))
+            cands.sort(key=lambda c: -c[0])
+            kept: list[tuple[float, int, int, object]] = []
+            for total, b_i, t, state in cands:
+                toks = beams[b_i].tokens
+                if t == eot:
+                    if len(done) < beam_size:
+                        done.append(Hypothesis(list(toks), total, "eot"))
+                    continue
+                new = toks + [t]
+                drop = repeated_tail(new, cfg.repeat_max_period, cfg.repeat_min_count)
+                if drop:
+                    if len(done) < beam_size:
+                        done.append(Hypothesis(new[: len(new) - drop], total, "repetition"))
+                    continue
+                kept.append((total, b_i, t, state))
+                if len(kept) == beam_size:
+                    break
+            if len(done) >= beam_size or not kept:
+                break
+            nxt: list[_Beam] = []
+            for total, b_i, t, state in kept:
+                logits, past = self.step([t], beams[b_i].past, cross)
+                nxt.append(_Beam(beams[b_i].tokens + [t], total, logits, past, state))
+            beams = nxt
+        else:
+            done += [Hypothesis(b.tokens, b.logprob, "max_tokens") for b in beams]
+        done.sort(key=lambda h: -h.score)
+        return done
+
+    def _decode_window(self, cross: dict[str, np.ndarray], budget: int, grammar: GrammarBias | None,
+                       extra: dict) -> tuple[list[int], str, float, float]:
+        """(tokens, stop reason, no-speech probability, mean log-probability) of one window."""
+        beam = self.config.beam_size
+        if beam == 1 and grammar is None:
+            return self._decode(cross, budget)
+        no_speech, logits, past = self.start(cross)
+        if beam == 1:
+            free = self._decode(cross, budget)  # greedy, as without a grammar (the prompt is fed again)
+            hyps = [Hypothesis(free[0], free[3] * max(1, len(free[0]) + (free[1] == "eot")), free[1])]
+        else:
+            hyps = self.beam_search(cross, budget, beam, first=(logits, past))
+        best = hyps[0]
+        if grammar is not None:
+            best = grammar.choose(self, hyps, cross, budget, (logits, past), extra)
+        return best.tokens, best.reason, no_speech, best.avg_logprob
+
+    def transcribe(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                   grammar: GrammarBias | None = None) -> Transcript:
+        """Transcribe one utterance (any length; > 30 s is cut into 30 s windows).
+
+        ``grammar``: prefer a sentence of the active grammar when the audio fits one (single-window
+        inputs only; see :class:`~edge_assistant.asr.grammar_bias.GrammarBias`); free text otherwise.
+        """
         audio = self.check_audio(audio, sample_rate_hz)
         cfg = self.config
         audio_s = audio.size / SAMPLE_RATE_HZ
         if audio.size < HOP_SAMPLES:
             return Transcript("", (), audio_s, 0.0, 0.0, 0.0, 0, "empty", 0.0, 0.0, 0.0)
         t0 = time.perf_counter()
-        mel = self._log_mel(audio)
+        mel = self.log_mel(audio)
         content = min(mel.shape[1], audio.size // HOP_SAMPLES)
         t_feat = time.perf_counter() - t0
         t_enc = t_dec = 0.0
         tokens: list[int] = []
         reasons: list[str] = []
         no_speech_max, logprobs, frames_total, windows = 0.0, [], 0, 0
-        margin = int(round(cfg.audio_ctx_margin_s * SAMPLE_RATE_HZ / HOP_SAMPLES))
+        extra: dict = {}
+        single = content <= WINDOW_FRAMES
         for start in range(0, content, WINDOW_FRAMES):
             seg_frames = min(WINDOW_FRAMES, content - start)
             if windows and seg_frames < 10:  # < 0.1 s left over after a full window
                 break
             windows += 1
-            n_ctx = WINDOW_FRAMES if cfg.full_window else min(WINDOW_FRAMES, seg_frames + margin)
-            n_ctx += n_ctx % 2
-            seg = np.zeros((mel.shape[0], n_ctx), np.float32)  # zero padding, as faster-whisper pads
-            seg[:, :seg_frames] = mel[:, start : start + seg_frames]
             t1 = time.perf_counter()
-            cross = self._encode(seg)
+            cross, n_ctx = self.encode_window(mel, start, seg_frames)
             t2 = time.perf_counter()
             budget = min(cfg.max_tokens, max(cfg.min_token_budget,
                                              math.ceil(cfg.max_tokens_per_s * seg_frames / 100.0)))
-            seg_tokens, reason, no_speech, avg = self._decode(cross, budget)
+            seg_tokens, reason, no_speech, avg = self._decode_window(cross, budget, grammar if single else None,
+                                                                     extra)
             t3 = time.perf_counter()
             t_enc += t2 - t1
             t_dec += t3 - t2
@@ -307,5 +456,5 @@ class WhisperRecognizer:
             text=text, tokens=tuple(tokens), audio_s=audio_s, features_ms=t_feat * 1e3, encoder_ms=t_enc * 1e3,
             decoder_ms=t_dec * 1e3, encoder_frames=frames_total, stop_reason=",".join(reasons),
             no_speech_prob=no_speech_max, avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
-            compression_ratio=ratio, suspect=suspect, windows=windows,
+            compression_ratio=ratio, suspect=suspect, windows=windows, extra=extra,
         )

@@ -87,3 +87,9 @@ class WhisperTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
+
+    def token_text(self, token: int) -> str:
+        """The text of one id as it appears inside a transcript (leading space kept; '' for specials)."""
+        if token >= self.tokens.eot:
+            return ""
+        return self._tok.decode([token], skip_special_tokens=True)

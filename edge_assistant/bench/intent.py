@@ -9,12 +9,14 @@ word, capitals and punctuation. Nothing here is tuned on the negatives: they are
 from __future__ import annotations
 
 import csv
+import itertools
 import random
 import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge_assistant.intents import Intent, IntentMatcher
 from edge_assistant.intents.sample import Sample, sample_grammar
@@ -140,3 +142,169 @@ def summary(res: dict) -> str:
         f"({ms['matches']} matches)",
     ])
 
+
+
+# --- spoken commands: recogniser + matcher ----------------------------------------------------------
+def grammar_expression(grammar: Any) -> list:
+    """The grammar's sentence templates as plain expressions for :class:`edge_assistant.asr.grammar_bias.GrammarBias`
+    (range slots become NUMBER, wildcard slots ANY, text lists their values; nothing is expanded)."""
+    from edge_assistant.asr import grammar_bias as gb
+
+    intents = grammar.intents
+    out: list = []
+    for intent in intents.intents.values():
+        for data in intent.data:
+            rules = {**intents.expansion_rules, **data.expansion_rules}
+            lists = {**intents.slot_lists, **data.slot_lists}
+            out += [_expr(s.expression, rules, lists, gb) for s in data.sentences]
+    return out
+
+
+def _expr(e: Any, rules: dict, lists: dict, gb: Any) -> Any:
+    from hassil import (
+        Alternative,
+        ListReference,
+        Permutation,
+        RangeSlotList,
+        RuleReference,
+        TextChunk,
+        TextSlotList,
+    )
+    from hassil import Sequence as Seq
+
+    if isinstance(e, TextChunk):
+        return e.text
+    if isinstance(e, Alternative):
+        items = [_expr(i, rules, lists, gb) for i in e.items]
+        return gb.alt(*items, "") if e.is_optional else gb.alt(*items)
+    if isinstance(e, Permutation):
+        parts = [_expr(i, rules, lists, gb) for i in e.items]
+        return gb.alt(*(gb.seq(*[x for p in order for x in (p, " ")]) for order in itertools.permutations(parts)))
+    if isinstance(e, Seq):
+        return gb.seq(*(_expr(i, rules, lists, gb) for i in e.items))
+    if isinstance(e, RuleReference):
+        return _expr(rules[e.rule_name].expression, rules, lists, gb)
+    if isinstance(e, ListReference):
+        lst = None if e.is_inline_range else lists[e.list_name]
+        if lst is None or isinstance(lst, RangeSlotList):
+            return gb.seq(" ", gb.NUMBER, " ")
+        if isinstance(lst, TextSlotList):
+            return gb.seq(" ", gb.alt(*(_expr(v.text_in, rules, lists, gb) for v in lst.values)), " ")
+        return gb.seq(" ", gb.ANY, " ")
+    raise TypeError(f"unknown hassil expression {type(e).__name__}")
+
+
+#: eSpeak NG voices for the synthetic command set (several accents and a female variant).
+VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en-gb-x-rp+m3")
+
+
+def synth_commands(matcher: IntentMatcher, out_dir: Path, per_intent: int = 3, seed: int = 0,
+                   voices: Sequence[str] = VOICES) -> Path:
+    """Speak ``per_intent`` sampled sentences per intent with each voice into ``out_dir``; writes
+    ``labels.json`` (``{"clip.wav": {"intent", "slots", "text", "voice"}}``) and returns its path."""
+    import json
+
+    import soundfile as sf
+
+    from edge_assistant.audio.speech_synth import synthesize
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels: dict[str, dict] = {}
+    rng = random.Random(seed)
+    for i, s in enumerate(sample_grammar(matcher.grammar, per_intent, seed)):
+        voice = voices[i % len(voices)]
+        audio = synthesize(s.text, voice=voice, words_per_minute=rng.randrange(140, 180))
+        name = f"cmd_{i:04d}.wav"
+        sf.write(out_dir / name, audio, 16000, subtype="PCM_16")
+        labels[name] = {"intent": s.intent, "slots": s.slots, "text": s.text, "voice": voice}
+    path = out_dir / "labels.json"
+    path.write_text(json.dumps(labels, indent=1, sort_keys=True), encoding="utf-8")
+    return path
+
+
+def load_labels(path: Path) -> dict[str, dict]:
+    """``{"clip.wav": {"intent": NAME, "slots": {...}}}`` checked; :class:`DataFormatError` naming the key."""
+    import json
+
+    from edge_assistant.core.errors import DataFormatError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(str(path), f"cannot read labels ({exc}); expected a JSON object") from None
+    if not isinstance(data, dict) or not data:
+        raise DataFormatError(str(path), 'expected a non-empty object {"clip.wav": {"intent": ..., "slots": {...}}}')
+    for name, lab in data.items():
+        if not isinstance(lab, dict) or not isinstance(lab.get("intent"), str) \
+                or not isinstance(lab.get("slots", {}), dict):
+            raise DataFormatError(f"{path}: key {name!r}", 'expected {"intent": NAME, "slots": {...}}')
+    return data
+
+
+def _same_slots(got: dict, want: dict) -> bool:
+    if got.keys() != want.keys():
+        return False
+    for k, v in want.items():
+        g = got[k]
+        if isinstance(v, (int, float)) and isinstance(g, (int, float)):
+            if abs(float(g) - float(v)) > 1e-6:
+                return False
+        elif str(g).strip().lower() != str(v).strip().lower():
+            return False
+    return True
+
+
+def run_audio_intent_bench(matcher: IntentMatcher, recognizers: dict[str, Any], audio_dir: Path,
+                           labels: dict[str, dict], conditions: Sequence[tuple[str, Any, float | None]],
+                           biases: dict[str, Any]) -> dict:
+    """Command acceptance (intent and every slot right) per recogniser x grammar bias x condition.
+
+    ``recognizers``: label -> WhisperRecognizer; ``biases``: label -> GrammarBias or None (free text);
+    ``conditions``: (label, NoiseSource or None, snr_db or None).
+    """
+    import numpy as np
+
+    from edge_assistant.audio.io import read_audio
+
+    clips = [(name, lab, read_audio(audio_dir / name)) for name, lab in sorted(labels.items())]
+    rows: dict[str, dict] = {}
+    for cond, noise, snr in conditions:
+        mixed = [(name, lab, audio if noise is None else noise.mix(audio, snr, key=name).astype(np.float32))
+                 for name, lab, audio in clips]
+        for rlabel, rec in recognizers.items():
+            for blabel, bias in biases.items():
+                ok = intent_ok = 0
+                ms: list[float] = []
+                modes: dict[str, int] = {}
+                misses: list[dict] = []
+                for name, lab, audio in mixed:
+                    t0 = time.perf_counter()
+                    tr = rec.transcribe(audio, grammar=bias)
+                    ms.append((time.perf_counter() - t0) * 1e3)
+                    got = matcher.match(tr.text)
+                    mode = tr.extra.get("grammar", "off")
+                    modes[mode] = modes.get(mode, 0) + 1
+                    a = got.name == lab["intent"]
+                    b = a and _same_slots(got.slots, lab.get("slots", {}))
+                    intent_ok += a
+                    ok += b
+                    if not b and len(misses) < 8:
+                        misses.append({"clip": name, "said": lab.get("text"), "heard": tr.text, "got": got.name})
+                ms.sort()
+                n = max(len(mixed), 1)
+                rows[f"{cond} | {rlabel} | {blabel}"] = {
+                    "condition": cond, "recognizer": rlabel, "grammar": blabel, "commands": len(mixed),
+                    "accepted": ok / n, "intent_right": intent_ok / n,
+                    "latency_ms": {"median": statistics.median(ms), "p95": ms[int(0.95 * (len(ms) - 1))],
+                                   "mean": statistics.fmean(ms)},
+                    "grammar_modes": modes, "misses": misses}
+    return {"commands": len(clips), "rows": rows}
+
+
+def audio_summary(res: dict) -> str:
+    lines = [f"{res['commands']} spoken commands; accepted = intent and every slot right"]
+    for key, r in res["rows"].items():
+        lines.append(f"{key:<48} accepted {r['accepted']:6.1%}  intent {r['intent_right']:6.1%}  "
+                     f"median {r['latency_ms']['median']:6.0f} ms  p95 {r['latency_ms']['p95']:6.0f} ms  "
+                     f"{r['grammar_modes']}")
+    return "\n".join(lines)

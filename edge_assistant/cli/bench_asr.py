@@ -24,6 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads for both engines (default: %(default)s)")
     p.add_argument("--margin", type=float, default=None, metavar="S", help="encoder context padding in seconds")
     p.add_argument("--full-window", action="store_true", help="encode padded 30 s windows (like faster-whisper)")
+    p.add_argument("--beam", type=int, default=1, metavar="N", help="our beam size (default: %(default)s = greedy)")
     p.set_defaults(func=run)
 
 
@@ -39,7 +40,7 @@ def run(args) -> int:
     from edge_assistant.bench.asr import run_asr_bench
     from edge_assistant.cli._common import write_json
 
-    kw = {"int8": args.int8, "threads": args.threads, "full_window": args.full_window}
+    kw = {"int8": args.int8, "threads": args.threads, "full_window": args.full_window, "beam_size": args.beam}
     if args.margin is not None:
         kw["audio_ctx_margin_s"] = args.margin
     result = run_asr_bench(
@@ -47,7 +48,7 @@ def run(args) -> int:
         progress=lambda clips: tqdm(clips, desc="asr", unit="clip", file=sys.stderr, disable=None))
     write_json(result, args.json)
     out = sys.stderr if args.json == "-" else sys.stdout
-    print(f"ours (greedy): clips {result['clips']}  {_wer(result)}  p50 {result['latency_ms']['p50']:.0f} ms  "
+    print(f"ours ({'greedy' if args.beam == 1 else f'beam {args.beam}'}): clips {result['clips']}  {_wer(result)}  p50 {result['latency_ms']['p50']:.0f} ms  "
           f"p50(<=5 s) {result['latency_short_ms']['p50']} ms  RTF {result['rtf']:.3f}", file=out)
     for label, ref in result.get("peers", {}).items():
         cmp_ = result["comparison"][label]

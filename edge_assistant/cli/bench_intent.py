@@ -20,7 +20,58 @@ def register(subparsers) -> None:
     p.add_argument("--negatives", metavar="DIR",
                    help="folder whose */transcripts.tsv hold real sentences that are no request (e.g. shared/data/speech/asr)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
+    a = p.add_argument_group("spoken commands (recogniser + matcher)")
+    a.add_argument("--make-audio", metavar="DIR",
+                   help="synthesise a command set with several eSpeak NG voices into DIR (labels.json) and exit")
+    a.add_argument("--audio", metavar="DIR", help="folder of spoken command clips (with --labels)")
+    a.add_argument("--labels", metavar="JSON", help='{"clip.wav": {"intent": NAME, "slots": {...}}}')
+    a.add_argument("--noise", action="append", default=[], metavar="SPEC",
+                   help="'car' (generator) or a folder/file of noise recordings (repeatable)")
+    a.add_argument("--snr", type=float, nargs="+", default=[10.0, 5.0, 0.0], metavar="DB",
+                   help="SNRs for each --noise (default: 10 5 0)")
+    a.add_argument("--beam", type=int, nargs="+", default=[1, 5], help="beam sizes to compare (default: 1 5)")
+    a.add_argument("--grammar", nargs="+", default=["off", "constrain", "rescore"],
+                   choices=("off", "constrain", "rescore"), help="grammar-aware recognition modes to compare")
     p.set_defaults(func=run)
+
+
+def _run_audio(args, matcher) -> int:
+    from pathlib import Path
+
+    from edge_assistant.asr.grammar_bias import GrammarBias, GrammarBiasConfig
+    from edge_assistant.asr.recognizer import RecognizerConfig, WhisperRecognizer
+    from edge_assistant.audio.noise import load_noise
+    from edge_assistant.bench.intent import (
+        audio_summary,
+        grammar_expression,
+        load_labels,
+        run_audio_intent_bench,
+        synth_commands,
+    )
+    from edge_assistant.cli._common import write_json
+    from edge_assistant.core.errors import ConfigError
+
+    if args.make_audio:
+        path = synth_commands(matcher, Path(args.make_audio), per_intent=args.per_intent, seed=args.seeds[0])
+        print(f"wrote {path}")
+        return 0
+    if not args.labels:
+        raise ConfigError("--audio needs --labels LABELS.json")
+    labels = load_labels(Path(args.labels))
+    recs = {f"beam {b}": WhisperRecognizer(RecognizerConfig(beam_size=b)) for b in args.beam}
+    tok = next(iter(recs.values())).tokenizer
+    expr = grammar_expression(matcher.grammar)
+    biases = {m: None if m == "off" else GrammarBias(expr, tok, GrammarBiasConfig(mode=m)) for m in args.grammar}
+    conditions: list = [("clean", None, None)]
+    for i, spec in enumerate(args.noise):
+        src = load_noise(spec, seed=i)
+        conditions += [(f"{Path(spec).name} {snr:g} dB", src, snr) for snr in args.snr]
+    res = run_audio_intent_bench(matcher, recs, Path(args.audio), labels, conditions, biases)
+    if args.json:
+        write_json(res, args.json)
+    if args.json != "-":
+        sys.stdout.write(audio_summary(res) + "\n")
+    return 0
 
 
 def run(args) -> int:
@@ -34,6 +85,8 @@ def run(args) -> int:
     if args.per_intent < 1:
         raise ConfigError(f"--per-intent must be at least 1, got {args.per_intent}")
     matcher = IntentMatcher.from_paths(args.sentences) if args.sentences else car_matcher()
+    if args.audio or args.make_audio:
+        return _run_audio(args, matcher)
     negatives: list[str] = []
     if args.negatives:
         folder = Path(args.negatives)

@@ -17,8 +17,8 @@ the wake phrase was said in the audio around a proposal:
 
 ``min_logprob`` was chosen on synthetic speech only (Flite voices saying the phrase and the phrase's
 confusables, through the head's own proposals: ``benchmarks/verifier_calibration.py``), never on the
-recordings in ``shared/data``. The verifier reaches into the recogniser's session helpers (``_encode``,
-``_step``, ``_log_mel``) to share its sessions rather than load Whisper twice.
+recordings in ``shared/data``. The verifier uses the recogniser's public step API (``log_mel``,
+``encode_window``, ``start``, ``step``, ``suppress``) to share its sessions rather than load Whisper twice.
 """
 
 from __future__ import annotations
@@ -151,22 +151,15 @@ class WhisperVerifier:
         if x.size < 4 * _HOP:
             return -math.inf, ""
         # The recogniser's own features, encoder and decoder step (its sessions are shared, not copied).
-        mel = rec._log_mel(x)
-        content = min(mel.shape[1], x.size // _HOP)
-        margin = int(round(rec.config.audio_ctx_margin_s * SAMPLE_RATE_HZ / _HOP))
-        n_ctx = min(3000, content + margin)
-        n_ctx += n_ctx % 2
-        seg = np.zeros((mel.shape[0], n_ctx), np.float32)
-        seg[:, :content] = mel[:, :content]
-        cross = rec._encode(seg)
+        mel = rec.log_mel(x)
+        content = min(mel.shape[1], x.size // _HOP, 3000)
+        cross, _ = rec.encode_window(mel, 0, content, full_window=False)
         tk = rec.tokenizer.tokens
-        empty = [np.zeros((1, rec._n_heads, 0, rec._head_dim), np.float32)] * len(rec._past_names)
-        _, past = rec._step([tk.sot], empty, cross)
-        logits, past = rec._step(list(tk.prompt), past, cross)
+        _, logits, past = rec.start(cross)
         best = -math.inf
         out: list[int] = []
         for i in range(self.config.max_tokens + 1):
-            masked = logits + (rec._mask_first if i == 0 else rec._mask)
+            masked = logits + rec.suppress(i == 0)
             lp = _log_softmax(masked)
             best = max(best, self._phrase_logprob(lp, past, cross, best))
             if i == self.config.max_tokens:
@@ -179,7 +172,7 @@ class WhisperVerifier:
             out.append(token)
             if _looping(out):
                 break  # a decoding loop on the padding: later positions repeat earlier ones
-            logits, past = rec._step([token], past, cross)
+            logits, past = rec.step([token], past, cross)
         return best, rec.tokenizer.decode(out)
 
     def _phrase_logprob(self, lp: np.ndarray, past: list[np.ndarray], cross: dict[str, np.ndarray],
@@ -196,8 +189,8 @@ class WhisperVerifier:
             for prev, nxt in zip(form[:-1], form[1:], strict=True):
                 if total <= floor:
                     break
-                logits, p = rec._step([prev], p, cross)
-                total += float(_log_softmax(logits + rec._mask)[nxt])
+                logits, p = rec.step([prev], p, cross)
+                total += float(_log_softmax(logits + rec.suppress(False))[nxt])
             top = max(top, total)
         return top
 

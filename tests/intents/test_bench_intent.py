@@ -48,3 +48,28 @@ def test_bench_cli_on_real_negatives(speech_data: Path, tmp_path: Path) -> None:
     res = json.loads(out.read_text())
     assert res["negatives"]["sentences"] == len(negative_sentences(folder)) > 0
     assert res["negatives"]["false_accepts"] == []  # real speech asking for nothing is not guessed
+
+
+def test_grammar_expression_accepts_every_sampled_car_sentence(tmp_path: Path) -> None:
+    """The car grammar, compiled for the recogniser without expanding it, accepts its own sentences."""
+    from edge_assistant.asr.grammar_bias import GrammarBias
+    from edge_assistant.asr.model_cache import load_whisper_files
+    from edge_assistant.asr.tokenizer import WhisperTokenizer
+    from edge_assistant.bench.intent import grammar_expression, load_labels
+    from edge_assistant.core.errors import DataFormatError, ModelFileError
+    from edge_assistant.intents.sample import sample_grammar
+
+    try:
+        files = load_whisper_files(None, int8=True)
+    except ModelFileError as exc:
+        skip_unless_ci(f"Whisper model cache not built ({exc})")
+    tok = WhisperTokenizer(files.tokenizer_json, files.config_json, files.n_vocab)
+    matcher = car_matcher()
+    bias = GrammarBias(grammar_expression(matcher.grammar), tok)
+    samples = sample_grammar(matcher.grammar, 6, seed=11)
+    assert [s.text for s in samples if not bias.accepts_text(s.text)] == []
+    assert not bias.accepts_text("what is the capital of France")
+    bad = tmp_path / "labels.json"
+    bad.write_text(json.dumps({"a.wav": {"slots": {}}}), encoding="utf-8")
+    with pytest.raises(DataFormatError, match="a.wav"):
+        load_labels(bad)

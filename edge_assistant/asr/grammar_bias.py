@@ -1,0 +1,298 @@
+"""Grammar-aware recognition: prefer a sentence of the active grammar when the audio fits one.
+
+The grammar comes in as plain data built by the caller (the asr layer knows nothing of intents): a
+nested expression of literal text, :func:`seq`, :func:`alt`, :func:`opt` and the two slot classes
+:data:`NUMBER` (digits, as a range slot is written) and :data:`ANY` (free text, a wildcard slot). It is
+compiled into a character-level automaton (Thompson construction) over lower-cased text, so the
+templates are never expanded (the car domain would be millions of sentences) and a token is checked by
+the characters it writes: one space in a token stands for any run of template spaces, and ``,.?!;:``
+may appear anywhere.
+
+Decoding with a grammar (:meth:`GrammarBias.choose`, called by the recogniser):
+
+1. free decoding as without a grammar (greedy or beam); if the grammar accepts its best text, keep it;
+2. ``mode="constrain"``: a beam search in which each beam only expands those of its ``top_k`` most
+   likely tokens that keep the text inside the grammar, and may end only where a sentence ends;
+   ``mode="rescore"``: the best grammar sentence among the free beam's n-best;
+3. the grammar's transcript replaces the free one when its length-normalised log-probability is at most
+   ``max_drop`` below the free one's; otherwise the free text stands (speech that is no command).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_assistant.core.errors import ConfigError, DataFormatError
+
+if TYPE_CHECKING:
+    from edge_assistant.asr.recognizer import Hypothesis, WhisperRecognizer
+    from edge_assistant.asr.tokenizer import WhisperTokenizer
+
+__all__ = ["ANY", "NUMBER", "GrammarBias", "GrammarBiasConfig", "alt", "opt", "seq"]
+
+#: A number written with digits (range slots): one digit, then digits, "." or ",".
+NUMBER = ("number",)
+#: Free text (wildcard slots): at least one character.
+ANY = ("any",)
+Expr = str | tuple
+_SKIP = frozenset(",.?!;:")
+_NUM_FIRST = frozenset("0123456789")
+_NUM_MORE = frozenset("0123456789.,")
+
+
+def seq(*items: Expr) -> tuple:
+    """The items one after the other (write the spaces between words into the text)."""
+    return ("seq", tuple(items))
+
+
+def alt(*items: Expr) -> tuple:
+    """One of the items."""
+    return ("alt", tuple(items))
+
+
+def opt(item: Expr) -> tuple:
+    """The item or nothing."""
+    return ("alt", (item, ""))
+
+
+@dataclass(frozen=True)
+class GrammarBiasConfig:
+    """How strongly the grammar is preferred."""
+
+    mode: str = "constrain"
+    """"constrain": constrained beam search; "rescore": pick from the free beam's n-best (needs beam > 1)."""
+    max_drop: float = 1.0
+    """Largest loss in log-probability per token (nats) accepted for a grammar transcript over the free one
+    (a round value set before measuring; not tuned on any test set)."""
+    beam_size: int = 4
+    """Beams of the constrained search (independent of the free decoding's beam)."""
+    top_k: int = 40
+    """Most likely tokens per beam and step checked against the grammar."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("constrain", "rescore"):
+            raise ConfigError(f"grammar mode: {self.mode!r}; expected 'constrain' or 'rescore'")
+        if not 0.0 <= self.max_drop <= 20.0:
+            raise ConfigError(f"grammar max_drop: {self.max_drop}; expected 0..20 nats per token")
+        if not 1 <= self.beam_size <= 16:
+            raise ConfigError(f"grammar beam_size: {self.beam_size}; expected 1..16")
+        if not 1 <= self.top_k <= 1000:
+            raise ConfigError(f"grammar top_k: {self.top_k}; expected 1..1000")
+
+
+class _Automaton:
+    """Character NFA: ``chars[s]`` char -> targets, ``classes[s]`` (class, target), ``eps[s]`` targets."""
+
+    def __init__(self) -> None:
+        self.chars: list[dict[str, list[int]]] = []
+        self.classes: list[list[tuple[str, int]]] = []
+        self.eps: list[list[int]] = []
+        self._closure: dict[frozenset[int], frozenset[int]] = {}
+        self._moves: dict[tuple[frozenset[int], str], frozenset[int]] = {}
+
+    def new(self) -> int:
+        self.chars.append({})
+        self.classes.append([])
+        self.eps.append([])
+        return len(self.eps) - 1
+
+    def build(self, expr: Expr, start: int, where: str) -> int:
+        """Add ``expr`` after state ``start``; returns its end state."""
+        if isinstance(expr, str):
+            s = start
+            for c in expr.lower():
+                t = self.new()
+                self.chars[s].setdefault(c, []).append(t)
+                s = t
+            return s
+        if not isinstance(expr, tuple) or not expr:
+            raise DataFormatError(where, f"{type(expr).__name__} {expr!r}; expected text, seq, alt, opt, NUMBER or ANY")
+        kind = expr[0]
+        if expr in (NUMBER, ANY):  # one character of the first class, then a loop on the second
+            first, more = ("num_first", "num_more") if expr == NUMBER else ("word", "all")
+            s = self.new()
+            self.classes[start].append((first, s))
+            self.classes[s].append((more, s))
+            return s
+        if kind == "seq" and len(expr) == 2:
+            s = start
+            for i, item in enumerate(expr[1]):
+                s = self.build(item, s, f"{where}/seq[{i}]")
+            return s
+        if kind == "alt" and len(expr) == 2 and expr[1]:
+            end = self.new()
+            for i, item in enumerate(expr[1]):
+                s = self.new()
+                self.eps[start].append(s)
+                self.eps[self.build(item, s, f"{where}/alt[{i}]")].append(end)
+            return end
+        raise DataFormatError(where, f"{expr!r:.60}; expected ('seq', items), ('alt', items), NUMBER or ANY")
+
+    def closure(self, states: frozenset[int]) -> frozenset[int]:
+        hit = self._closure.get(states)
+        if hit is not None:
+            return hit
+        out, todo = set(states), list(states)
+        while todo:
+            for t in self.eps[todo.pop()]:
+                if t not in out:
+                    out.add(t)
+                    todo.append(t)
+        res = frozenset(out)
+        self._closure[states] = res
+        return res
+
+    def _move1(self, states: Iterable[int], c: str) -> set[int]:
+        out: set[int] = set()
+        for s in states:
+            out.update(self.chars[s].get(c, ()))
+            for cls, t in self.classes[s]:
+                if (cls == "all" or (cls == "word" and c != " ") or (cls == "num_first" and c in _NUM_FIRST)
+                        or (cls == "num_more" and c in _NUM_MORE)):
+                    out.add(t)
+        return out
+
+    def move(self, states: frozenset[int], c: str) -> frozenset[int]:
+        """States after the character ``c`` (closed under epsilon)."""
+        key = (states, c)
+        hit = self._moves.get(key)
+        if hit is not None:
+            return hit
+        nxt = self.closure(frozenset(self._move1(states, c)))
+        if c == " ":  # one space stands for a run of template spaces (skipped optionals leave two)
+            grown = nxt
+            while True:
+                more = self.closure(frozenset(self._move1(grown, " ")) | grown)
+                if more == grown:
+                    break
+                grown = more
+            nxt = grown
+        elif c in _SKIP:
+            nxt = nxt | states
+        self._moves[key] = nxt
+        return nxt
+
+
+class GrammarBias:
+    """A compiled grammar the recogniser can prefer (``transcribe(audio, grammar=bias)``).
+
+    ``grammar``: an expression (see the module docstring) or an iterable of them (one per sentence
+    template; each is one alternative). ``tokenizer``: the recogniser's :class:`WhisperTokenizer`.
+    """
+
+    def __init__(self, grammar: Expr | Iterable[Expr], tokenizer: WhisperTokenizer,
+                 config: GrammarBiasConfig | None = None) -> None:
+        self.config = config or GrammarBiasConfig()
+        self.tokenizer = tokenizer
+        items = (grammar,) if isinstance(grammar, (str, tuple)) else tuple(grammar)
+        if not items:
+            raise DataFormatError("grammar", "no sentences; expected at least one template")
+        nfa = _Automaton()
+        start = nfa.new()
+        body = nfa.new()
+        nfa.chars[start][" "] = [body]  # transcripts start with a space-prefixed token
+        nfa.eps[start].append(body)
+        self.final = nfa.build(("alt", items), body, "grammar")
+        self._nfa = nfa
+        self._start = nfa.closure(frozenset({start}))
+        # A sentence may end where only template spaces (and epsilons) are left before the final state.
+        back: dict[int, list[int]] = {}
+        for s_ in range(len(nfa.eps)):
+            for t in (*nfa.eps[s_], *nfa.chars[s_].get(" ", ())):
+                back.setdefault(t, []).append(s_)
+        ends, todo = {self.final}, [self.final]
+        while todo:
+            for s_ in back.get(todo.pop(), ()):
+                if s_ not in ends:
+                    ends.add(s_)
+                    todo.append(s_)
+        self._ends = frozenset(ends)
+        self._texts: dict[int, str] = {}
+        self._tokens: dict[tuple[frozenset[int], int], frozenset[int]] = {}
+
+    @property
+    def states(self) -> int:
+        """Size of the compiled automaton."""
+        return len(self._nfa.eps)
+
+    def initial(self) -> frozenset[int]:
+        return self._start
+
+    def _text(self, token: int) -> str:
+        t = self._texts.get(token)
+        if t is None:
+            t = self._texts[token] = self.tokenizer.token_text(token).lower()
+        return t
+
+    def advance(self, state: frozenset[int], token: int) -> frozenset[int]:
+        """The state after ``token`` (empty: the token leaves the grammar)."""
+        key = (state, token)
+        hit = self._tokens.get(key)
+        if hit is not None:
+            return hit
+        text = self._text(token)
+        s = state if text else frozenset()
+        for c in text:
+            s = self._nfa.move(s, c)
+            if not s:
+                break
+        self._tokens[key] = s
+        return s
+
+    def can_end(self, state: frozenset[int]) -> bool:
+        return not self._ends.isdisjoint(state)
+
+    def accepts_text(self, text: str) -> bool:
+        """True when ``text`` (a transcript) is a sentence of the grammar."""
+        s = self._nfa.move(self._start, " ")
+        for c in text.strip().lower():
+            s = self._nfa.move(s, c)
+            if not s:
+                return False
+        return self.can_end(s)
+
+    def expand(self, state: frozenset[int], logprobs: np.ndarray, tokenizer: WhisperTokenizer
+               ) -> Iterator[tuple[int, frozenset[int]]]:
+        """(token, next state) for the ``top_k`` most likely tokens that stay in the grammar, and EOT
+        where a sentence may end."""
+        eot = tokenizer.tokens.eot
+        if self.can_end(state) and np.isfinite(logprobs[eot]):
+            yield eot, state
+        k = min(self.config.top_k, logprobs.size - 1)
+        for t in np.argpartition(-logprobs, k)[:k]:
+            t = int(t)
+            if t < eot and np.isfinite(logprobs[t]):
+                nxt = self.advance(state, t)
+                if nxt:
+                    yield t, nxt
+
+    def choose(self, rec: WhisperRecognizer, hyps: list[Hypothesis], cross: dict[str, np.ndarray], budget: int,
+               first: tuple[np.ndarray, list[Any]], extra: dict) -> Hypothesis:
+        """The hypothesis to report: free, rescored or constrained (``extra`` records which and why)."""
+        cfg, tok = self.config, rec.tokenizer
+        free = hyps[0]
+        free_text = tok.decode(free.tokens)
+        extra.update(free_text=free_text, free_score=free.score)
+        if self.accepts_text(free_text):
+            extra["grammar"] = "free_in_grammar"
+            return free
+        pick = None
+        if cfg.mode == "rescore":
+            pick = next((h for h in hyps[1:] if self.accepts_text(tok.decode(h.tokens))), None)
+        else:
+            found = rec.beam_search(cross, budget, cfg.beam_size, grammar=self, first=first)
+            pick = next((h for h in found if h.reason == "eot"), None)
+        if pick is None:
+            extra["grammar"] = "free_no_fit"
+            return free
+        extra["grammar_text"] = tok.decode(pick.tokens)
+        extra["grammar_score"] = pick.score
+        if pick.score < free.score - cfg.max_drop:
+            extra["grammar"] = "free_better"
+            return free
+        extra["grammar"] = "rescored" if cfg.mode == "rescore" else "constrained"
+        return pick

@@ -1,0 +1,94 @@
+"""Beam search and grammar-aware recognition: the real int8 Whisper, real tokenizer, espeak-ng speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import skip_unless_ci
+
+from edge_assistant.asr.grammar_bias import ANY, NUMBER, GrammarBias, GrammarBiasConfig, alt, opt, seq
+from edge_assistant.asr.recognizer import RecognizerConfig, WhisperRecognizer
+from edge_assistant.audio.io import read_audio
+from edge_assistant.core.errors import ConfigError, DataFormatError
+
+TEMPLATES = [
+    seq("set ", opt("the "), alt("temperature", "heating"), " to ", NUMBER, " degrees"),
+    seq("navigate to ", ANY),
+    seq("how much ", alt("charge", "battery"), " is left"),
+]
+
+
+@pytest.fixture(scope="module")
+def bias(recognizer) -> GrammarBias:
+    return GrammarBias(TEMPLATES, recognizer.tokenizer)
+
+
+def _speech(text: str, voice: str = "en-us") -> np.ndarray:
+    from edge_assistant.audio import speech_synth
+
+    if not speech_synth.available():
+        skip_unless_ci("espeak-ng is not installed")
+    return speech_synth.synthesize(text, voice=voice)
+
+
+def test_grammar_accepts_its_sentences_as_whisper_writes_them(bias) -> None:
+    for text in ("Set the temperature to 21.5 degrees.", "set heating to 19 degrees", "Navigate to Lake Garda.",
+                 "How much charge is left?"):
+        assert bias.accepts_text(text), text
+    for text in ("set the temperature to twelve degrees", "navigate to", "how much is left", "play some jazz"):
+        assert not bias.accepts_text(text), text
+
+
+def test_token_walk_allows_only_grammar_continuations(bias, recognizer) -> None:
+    tok = recognizer.tokenizer
+    state = bias.initial()
+    for t in tok.encode(" Set temperature to 21 degrees"):
+        state = bias.advance(state, t)
+        assert state
+    assert bias.can_end(state)
+    assert not bias.advance(bias.initial(), tok.encode(" Play")[0])
+
+
+def test_bad_grammar_and_config_are_refused(recognizer) -> None:
+    with pytest.raises(DataFormatError, match="grammar"):
+        GrammarBias([seq("a", 3)], recognizer.tokenizer)
+    with pytest.raises(DataFormatError):
+        GrammarBias([], recognizer.tokenizer)
+    with pytest.raises(ConfigError, match="mode"):
+        GrammarBiasConfig(mode="force")
+    with pytest.raises(ConfigError, match="beam_size"):
+        RecognizerConfig(beam_size=0)
+
+
+@pytest.mark.shared_data
+def test_beam_of_one_is_greedy_and_beam_five_transcribes(recognizer, speech_data: Path) -> None:
+    audio = read_audio(speech_data / "asr" / "read_speech" / "jfk.flac")
+    mel = recognizer.log_mel(audio)
+    frames = min(mel.shape[1], audio.size // 160)
+    cross, _ = recognizer.encode_window(mel, 0, frames)
+    greedy, reason, _, _ = recognizer._decode(cross, 64)
+    one = recognizer.beam_search(cross, 64, 1)
+    assert one[0].tokens == greedy and reason == one[0].reason == "eot"
+    five = WhisperRecognizer(RecognizerConfig(beam_size=5), files=recognizer.files)
+    hyps = five.beam_search(cross, 64, 5)
+    assert len(hyps) == 5 and all(a.score >= b.score for a, b in zip(hyps, hyps[1:], strict=False))
+    text = five.transcribe(audio).text.lower()
+    assert "ask not what your country can do for you" in text
+
+
+def test_grammar_turns_a_command_into_a_grammar_sentence(recognizer, bias) -> None:
+    tr = recognizer.transcribe(_speech("set the temperature to 21 degrees"), grammar=bias)
+    assert bias.accepts_text(tr.text), tr
+    assert "21" in tr.text
+    assert tr.extra["grammar"] in ("free_in_grammar", "constrained")
+
+
+@pytest.mark.shared_data
+def test_speech_outside_the_grammar_stays_free_text(recognizer, bias, speech_data: Path) -> None:
+    audio = read_audio(speech_data / "asr" / "read_speech" / "jfk.flac")
+    free = recognizer.transcribe(audio)
+    tr = recognizer.transcribe(audio, grammar=bias)
+    assert tr.text == free.text
+    assert tr.extra["grammar"] in ("free_no_fit", "free_better")
