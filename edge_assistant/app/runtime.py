@@ -8,11 +8,15 @@ Threads, and what each may wait for:
   80 ms chunk), kicks the systemd watchdog only while audio really flows, writes the health report once a
   second; a finished command is handed to the responder queue, not answered here;
 * **responder**: ASR → intent → agent for one command at a time, so a 2 s transcription never holds up the audio;
+  with ``[speech]`` enabled it also synthesises the reply (espeak-ng) and queues it for playback;
+* **speaker** (:mod:`edge_assistant.audio.playback`): plays replies; its started/ended reports reach the
+  pipeline thread through a queue, where they switch wake-word suppression on and off and open the follow-up
+  window (no wake word needed) after a reply was spoken to the end; a barge-in wake word stops it;
 * the vehicle side's producers (:mod:`edge_assistant.app.vehicle_side`) and the uplink's MQTT threads.
 
 Every event goes to ``emit(dict)`` (``run --json`` prints one per line): ``ready``, ``wake``, ``command``,
-``listen_timeout``, ``reply``, ``health`` (on a change of verdict or problems), ``audio`` (capture state
-changes), ``stopped``.
+``listen_timeout``, ``reply``, ``speech`` (playback started, finished, interrupted or failed), ``follow_up``,
+``health`` (on a change of verdict or problems), ``audio`` (capture state changes), ``stopped``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ SAMPLE_RATE_HZ = 16000
 HEALTH_EVERY_S = 1.0
 UPLINK_HEALTH_EVERY_S = 60.0
 RESPONDER_QUEUE = 4  #: commands waiting for ASR; more than this means the device is far behind: the oldest waits
+SPEECH_DRAIN_S = 30.0  #: at the end of a ``--for`` run, how long the last reply may still play
 DTC_ON_DEMAND_WAIT_S = 3.0  #: how long a question about warnings waits for a fresh trouble-code read
 ON_DEMAND_INTENTS = frozenset({"vehicle.warnings", "vehicle.status"})
 
@@ -53,6 +58,12 @@ class RunStats:
     replies: int = 0
     listen_timeouts: int = 0
     responder_errors: int = 0
+    spoken: int = 0  # replies played to the end
+    speech_interrupted: int = 0
+    speech_errors: int = 0
+    suppressed_wakes: int = 0  # wake detections dropped while the assistant spoke
+    barge_ins: int = 0
+    follow_ups: int = 0
     max_chunk_ms: float = 0.0  # the slowest wake+endpoint step
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +113,8 @@ class App:
         self._last_verdict: tuple[str, tuple[str, ...]] | None = None
         self._overruns_reported = 0
         self._capture_state = ""
+        self.speech = None
+        self._speech_events: queue.SimpleQueue = queue.SimpleQueue()  # speaker thread -> pipeline thread
 
     # ---- building --------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -109,7 +122,7 @@ class App:
         model fails here, before any audio."""
         from edge_assistant.app.assemble import build_agents, build_stages
         from edge_assistant.app.vehicle_side import VehicleSide
-        from edge_assistant.pipeline import Assistant, Responder
+        from edge_assistant.pipeline import Assistant, AssistantConfig, Responder
 
         cfg = self.config
         wake, endpointer, recognizer = build_stages(cfg)
@@ -118,7 +131,14 @@ class App:
         self.vehicle = VehicleSide(cfg, on_dtc_change=self._publish_dtc).start()
         router = build_agents(cfg, self.vehicle)
         self._trip = getattr(router.travel, "trip", None)
-        self.assistant = Assistant(wake, endpointer, recognizer, router, defer_answers=True)
+        sp = cfg.speech
+        self.assistant = Assistant(wake, endpointer, recognizer, router, AssistantConfig(
+            speech_tail_s=sp.tail_ms / 1000.0, barge_in_threshold=sp.barge_in_threshold if sp.barge_in else None),
+            defer_answers=True)
+        if sp.enabled:
+            from edge_assistant.app.speech_out import SpeechOut
+
+            self.speech = SpeechOut(sp, on_event=self._speech_events.put)
         self._responder = Responder(recognizer, _OnDemandRouter(router, self.vehicle.poller))
         self._worker = threading.Thread(target=self._respond_loop, name="responder", daemon=True)
         self._worker.start()
@@ -161,6 +181,9 @@ class App:
         for ev in self.assistant.flush():
             self._pipeline_event(ev)
         self._drain_responder()
+        if self.speech is not None and not self._stop.is_set():
+            self.speech.wait_idle(SPEECH_DRAIN_S)  # let the last reply be heard
+        self._handle_speech_events(follow_up=False)
         self._safe_health_tick()
         return self.stats
 
@@ -175,6 +198,9 @@ class App:
             self._commands.put(None)
             self._worker.join(30.0)
             self._worker = None
+        if self.speech is not None:
+            self.speech.close()
+            self._handle_speech_events(follow_up=False)
         if self.capture is not None:
             self.capture.stop()
         if self.vehicle is not None:
@@ -186,8 +212,10 @@ class App:
 
     # ---- the pipeline thread ----------------------------------------------------------------------------
     def _feed(self, chunk: np.ndarray) -> None:
+        self._handle_speech_events()
         t0 = time.perf_counter()
         events = self.assistant.feed(chunk)
+        self.stats.suppressed_wakes = self.assistant.suppressed_wakes
         self.stats.max_chunk_ms = max(self.stats.max_chunk_ms, (time.perf_counter() - t0) * 1e3)
         self.stats.chunks += 1
         self.stats.samples += int(chunk.size)
@@ -204,12 +232,48 @@ class App:
                 self._commands.put(ev)
         elif ev.kind == "wake":
             self.stats.wakes += 1
+            if getattr(ev, "barge_in", False):
+                self.stats.barge_ins += 1
+                if self.speech is not None:
+                    self.speech.stop()
+        elif ev.kind == "follow_up":
+            self.stats.follow_ups += 1
         elif ev.kind == "listen_timeout":
             self.stats.listen_timeouts += 1
         self._send(ev.to_dict())
 
     def _drain_responder(self) -> None:
         self._commands.join()
+
+    def _handle_speech_events(self, follow_up: bool = True) -> None:
+        """On the pipeline thread: the speaker's reports switch suppression and open the follow-up window."""
+        while True:
+            try:
+                pe = self._speech_events.get_nowait()
+            except queue.Empty:
+                return
+            if pe.state == "started":
+                self.assistant.speaking_started()
+            else:
+                self.assistant.speaking_ended()
+                if pe.state == "finished":
+                    self.stats.spoken += 1
+                elif pe.state == "interrupted":
+                    self.stats.speech_interrupted += 1
+                else:
+                    self.stats.speech_errors += 1
+            ev: dict[str, Any] = {"event": "speech", "state": pe.state, "time_s": round(self.assistant.time_s, 3),
+                                  "duration_s": round(pe.duration_s, 3)}
+            if pe.state != "started":
+                ev["played_s"] = round(pe.played_s, 3)
+            if pe.error:
+                ev["error"] = pe.error
+            self._send(ev)
+            follow_s = self.config.speech.follow_up_s
+            if pe.state == "finished" and follow_s > 0 and follow_up and not self._stop.is_set():
+                at_s = self.assistant.time_s + self.config.speech.tail_ms / 1000.0
+                for fev in self.assistant.follow_up(at_s, follow_s):
+                    self._pipeline_event(fev)
 
     # ---- the responder thread ---------------------------------------------------------------------------
     def _respond_loop(self) -> None:
@@ -221,6 +285,8 @@ class App:
                 reply = self._responder.respond(ev.utterance)
                 self.stats.replies += 1
                 self._send(reply.to_dict())
+                if self.speech is not None:
+                    self.speech.say(reply.answer.text, tag=reply.speech_end_s)
             except Exception as exc:  # noqa: BLE001 - one failed answer must not end the assistant
                 self.stats.responder_errors += 1
                 log.exception("answering the command at %.2f s failed", ev.utterance.start_s)

@@ -168,7 +168,9 @@ def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = Non
 
     base = default_config()
     bus = f"virtual:bench-device-{os.getpid()}-{next(_channels)}"
+    # no speaker here: replies are not spoken (the follow-up window, which opens after a spoken reply, is off too)
     config = replace(base, audio=replace(base.audio, device=PCM_NAME, sample_rate_hz=DEVICE_RATE_HZ),
+                     speech=replace(base.speech, enabled=False),
                      vehicle=replace(base.vehicle, bus=bus), diagnostics=replace(base.diagnostics, bus=bus),
                      paths=default_paths({}, state_dir=work_dir / "state", cache_dir=work_dir / "cache",
                                          model_cache_dir=model_cache_dir()))

@@ -62,11 +62,18 @@ def _human(ev: dict) -> str:
     if kind == "ready":
         return f"ready: models loaded in {ev['load_s']:.1f} s, listening on {ev['audio_device']} ({ev['config']})\n"
     if kind == "wake":
-        return f"[{ev['time_s']:8.2f} s] wake word '{ev['model']}' (score {ev['score']:.2f}): listening\n"
+        how = ", barge-in: reply stopped" if ev.get("barge_in") else ""
+        return f"[{ev['time_s']:8.2f} s] wake word '{ev['model']}' (score {ev['score']:.2f}{how}): listening\n"
     if kind == "command":
         return f"[{ev['speech_end_s']:8.2f} s] command heard; recognising\n"
     if kind == "listen_timeout":
+        if ev.get("follow_up"):
+            return f"[{ev['time_s']:8.2f} s] no follow-up; waiting for the wake word\n"
         return f"[{ev['time_s']:8.2f} s] no command followed\n"
+    if kind == "follow_up":
+        return f"[{ev['time_s']:8.2f} s] listening {ev['timeout_s']:.0f} s for a follow-up (no wake word needed)\n"
+    if kind == "speech":
+        return _human_speech(ev)
     if kind == "reply":
         a = ev["answer"]
         slots = ", ".join(f"{k}={v}" for k, v in (ev.get("slots") or {}).items())
@@ -81,3 +88,14 @@ def _human(ev: dict) -> str:
         return (f"stopped after {ev['audio_s']:.1f} s of audio: {ev['wakes']} wake word(s), {ev['replies']} "
                 f"answer(s)\n")
     return " ".join(f"{k}={v}" for k, v in ev.items()) + "\n"
+
+
+def _human_speech(ev: dict) -> str:
+    state = ev["state"]
+    if state == "started":
+        return f"[{ev['time_s']:8.2f} s] speaking the answer ({ev['duration_s']:.1f} s)\n"
+    if state == "finished":
+        return f"[{ev['time_s']:8.2f} s] answer spoken\n"
+    if state == "interrupted":
+        return f"[{ev['time_s']:8.2f} s] answer cut off after {ev['played_s']:.1f} s\n"
+    return f"[{ev['time_s']:8.2f} s] answer not spoken: {ev.get('error') or 'playback failed'}\n"

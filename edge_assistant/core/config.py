@@ -1,7 +1,7 @@
 """The device configuration: one TOML file, read with :mod:`tomllib`, as a frozen :class:`DeviceConfig`.
 
 Sections: ``[audio]``, ``[[wake]]`` (one per wake word), ``[noise_suppression]``, ``[asr]``, ``[endpoint]``,
-``[vehicle]``, ``[diagnostics]`` with ``[[diagnostics.ecus]]``, ``[gnss]``, ``[uplink]``, ``[demo_car]``, ``[paths]``.
+``[speech]``, ``[vehicle]``, ``[diagnostics]`` with ``[[diagnostics.ecus]]``, ``[gnss]``, ``[uplink]``, ``[demo_car]``, ``[paths]``.
 ``firmware/config/demo.toml`` and ``firmware/config/kona-ev.toml`` comment every key. A key left out takes
 the default of its field below; together the defaults are the embedded demo, the demo EV on python-can's
 virtual bus (:func:`default_config`, equal to ``demo.toml``).
@@ -70,6 +70,7 @@ PACKAGE_PREFIX = "package:"
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # vehicle ids: safe in MQTT topics and file names
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")  # shipped wake heads, DTC tables
+_VOICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,63}")  # espeak-ng voices: en-gb, en-us+f3
 
 
 def _package_root() -> Path:
@@ -212,6 +213,48 @@ class EndpointSettings:
         check_number(self, "trailing_silence_ms", 0.0, 10_000.0, "ms", open_lo=True)
         check_number(self, "listen_timeout_ms", 0.0, 60_000.0, "ms", open_lo=True)
         check_number(self, "highpass_hz", 0.0, 999.0, "Hz (0 = off)")
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    """Spoken replies: espeak-ng through an ALSA playback PCM (``audio/playback.py``), and how the assistant
+    treats its own voice, which the cabin's speakers feed back into the microphone."""
+
+    enabled: bool = True
+    """Speak every reply (the text is always printed and logged as well)."""
+    device: str = "default"
+    """The ALSA playback PCM."""
+    sample_rate_hz: int = 48000
+    """Rate asked of the PCM; the reply is resampled to the rate ALSA grants."""
+    voice: str = "en-gb"
+    """espeak-ng voice."""
+    words_per_minute: int = 160
+    """Speaking speed."""
+    tail_ms: float = 300.0
+    """After playback ends, wake words stay suppressed this long (the cabin's echo and the capture's lag)."""
+    follow_up_s: float = 5.0
+    """After a reply has been spoken, a command needs no wake word for this long; 0 turns it off."""
+    barge_in: bool = True
+    """A wake word scoring at least ``barge_in_threshold`` while the assistant speaks stops the reply and starts
+    listening; false: every wake word during a reply is suppressed."""
+    barge_in_threshold: float = 0.9
+    """Wake score needed while the assistant speaks (its own voice may raise lesser scores)."""
+
+    def __post_init__(self) -> None:
+        need(self, "enabled", isinstance(self.enabled, bool), "true or false")
+        check_text(self, "device", "an ALSA PCM name such as default or plughw:CARD=Device")
+        rate = self.sample_rate_hz
+        ok = (isinstance(rate, int) and not isinstance(rate, bool)
+              and RESAMPLER_MIN_RATE_HZ <= rate <= RESAMPLER_MAX_RATE_HZ
+              and rate // math.gcd(rate, PIPELINE_RATE_HZ) <= RESAMPLER_MAX_L)
+        need(self, "sample_rate_hz", ok, "a rate in [1000, 384000] Hz that the C resampler reaches from 16 kHz "
+             "(rate / gcd(rate, 16000) <= 1024, e.g. 16000, 22050, 44100, 48000)")
+        check_text(self, "voice", "an espeak-ng voice name such as en-gb or en-us+f3", _VOICE_RE)
+        check_int(self, "words_per_minute", 80, 450)
+        check_number(self, "tail_ms", 0.0, 5000.0, "ms")
+        check_number(self, "follow_up_s", 0.0, 60.0, "s (0 = off)")
+        need(self, "barge_in", isinstance(self.barge_in, bool), "true or false")
+        check_number(self, "barge_in_threshold", 0.0, 1.0, open_lo=True)
 
 
 @dataclass(frozen=True)
@@ -452,8 +495,8 @@ def _expand_home(text: str, home: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------- the whole
-SECTIONS = ("audio", "wake", "noise_suppression", "asr", "endpoint", "vehicle", "diagnostics", "gnss",
-            "uplink", "demo_car", "paths")
+SECTIONS = ("audio", "wake", "noise_suppression", "asr", "endpoint", "speech", "vehicle", "diagnostics",
+            "gnss", "uplink", "demo_car", "paths")
 
 
 @dataclass(frozen=True)
@@ -474,6 +517,8 @@ class DeviceConfig:
     """Speech recognition."""
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     """Start and end of a command."""
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    """Spoken replies, follow-up and barge-in."""
     vehicle: VehicleSettings = field(default_factory=VehicleSettings)
     """The car and its bus."""
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
@@ -627,6 +672,7 @@ class _Loader:
                                               "noise_suppression"),
             "asr": self.section(AsrSettings, tables["asr"], "asr"),
             "endpoint": self.section(EndpointSettings, tables["endpoint"], "endpoint"),
+            "speech": self.section(SpeechSettings, tables["speech"], "speech"),
             "vehicle": self.section(VehicleSettings, tables["vehicle"], "vehicle",
                                     {"vss_mapping": None, "dtc_table": None} if own_dbc else None),
             "diagnostics": self.section(DiagnosticsSettings, tables["diagnostics"], "diagnostics",

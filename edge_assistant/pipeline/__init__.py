@@ -4,6 +4,7 @@ from edge_assistant.pipeline.assistant import (
     Assistant,
     AssistantConfig,
     CommandHeard,
+    FollowUpOpened,
     ListenTimedOut,
     PipelineEvent,
     Replied,
@@ -11,5 +12,5 @@ from edge_assistant.pipeline.assistant import (
     WakeHeard,
 )
 
-__all__ = ["Assistant", "AssistantConfig", "CommandHeard", "ListenTimedOut", "PipelineEvent", "Replied", "Responder",
-           "WakeHeard"]
+__all__ = ["Assistant", "AssistantConfig", "CommandHeard", "FollowUpOpened", "ListenTimedOut", "PipelineEvent",
+           "Replied", "Responder", "WakeHeard"]

@@ -93,13 +93,16 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _device_config(tmp_path: Path, audio_s: float) -> Path:
+def _device_config(tmp_path: Path, audio_s: float, speech: str = "enabled = false") -> Path:
     path = tmp_path / "device.toml"
     path.write_text(f"""
 [audio]
 device = "default"
 sample_rate_hz = 16000
 ring_buffer_s = {audio_s + 2:.0f}.0
+
+[speech]
+{speech}
 
 [diagnostics]
 interval_s = 3600.0
@@ -145,3 +148,44 @@ def test_run_answers_a_spoken_scene_from_the_live_demo_car(alsa_fifo_mic: Path, 
     report = json.loads((tmp_path / "run" / "health.json").read_text())
     assert report["audio"]["overruns"] == 0 and report["models"]["loaded"]
     assert report["vehicle"]["connected"] and report["vehicle"]["demo_car"] and report["vehicle"]["dtc_polls"] >= 1
+
+
+def test_run_speaks_the_answer_on_the_speech_pcm(alsa_fifo_mic: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """The reply is synthesised and played on ``speech.device`` (an ALSA ``type file`` PCM here, at 22.05 kHz)
+    and printed as always; the run ends once it has been heard."""
+    from edge_assistant.audio.frontend import resample
+    from edge_assistant.audio.speech_synth import synthesize
+
+    out = tmp_path / "speaker.raw"
+    conf = Path(os.environ["ALSA_CONFIG_PATH"])
+    conf.write_text(conf.read_text() + f'pcm.ea_run_test_out {{\n  type file\n  slave.pcm {{ type null }}\n'
+                                       f'  file "{out}"\n  format "raw"\n}}\n')
+    scene = build_scene([SceneTurn("Why is the tyre light on?")], snr_db=15.0, seed=7)
+    pcm = np.asarray(scene.pcm)
+    audio_s = pcm.size / 16000
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))
+    microphone = Microphone(alsa_fifo_mic, pcm, tmp_path / "run" / "health.json")
+    microphone.start()
+    speech = 'device = "ea_run_test_out"\nsample_rate_hz = 22050\nvoice = "en-us"\nwords_per_minute = 170'
+    rc = main(["run", "--config", str(_device_config(tmp_path, audio_s, speech)), "--audio-device", PCM,
+               "--for", f"{audio_s}", "--json"])
+    microphone.join(10.0)
+    assert microphone.error is None, microphone.error
+    assert rc == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    replies = [e for e in events if e["event"] == "reply"]
+    assert [r["intent"] for r in replies] == ["vehicle.tyres"]
+    spoken = [e for e in events if e["event"] == "speech"]
+    assert [e["state"] for e in spoken] == ["started", "finished"], spoken
+    assert events.index(replies[0]) < events.index(spoken[0])  # the text first, then the voice
+    stopped = events[-1]
+    assert stopped["event"] == "stopped" and stopped["spoken"] == 1 and stopped["speech_errors"] == 0
+
+    want = resample(synthesize(replies[0]["answer"]["text"], voice="en-us", words_per_minute=170), 16000, 22050)
+    want = np.clip(np.rint(want * 32767.0), -32768, 32767).astype(np.int16)
+    written = np.fromfile(out, dtype="<i2")
+    assert spoken[1]["played_s"] == pytest.approx(want.size / 22050, abs=1e-3)
+    np.testing.assert_array_equal(written[: want.size], want)
+    assert not written[want.size:].any()

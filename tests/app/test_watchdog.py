@@ -73,6 +73,7 @@ def test_ready_after_audio_flows_and_watchdog_only_while_it_flows(tmp_path: Path
     sock.start()
     base = default_config()
     config = replace(base, audio=replace(base.audio, device=PCM, sample_rate_hz=16000, ring_buffer_s=10.0),
+                     speech=replace(base.speech, enabled=False),
                      paths=default_paths({}, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache",
                                          model_cache_dir=model_cache_dir()))
     app = App(config, emit=lambda e: None, environ={"RUNTIME_DIRECTORY": str(tmp_path / "run")})

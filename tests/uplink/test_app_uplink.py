@@ -45,6 +45,7 @@ def test_running_assistant_publishes_trouble_codes_and_health(tmp_path: Path, si
     bus = f"virtual:app-uplink-{next(_channels)}"
     config = replace(
         base, audio=replace(base.audio, device=silent_mic, sample_rate_hz=16000),
+        speech=replace(base.speech, enabled=False),
         vehicle=replace(base.vehicle, id="car-0042", bus=bus),
         diagnostics=replace(base.diagnostics, bus=bus),
         uplink=UplinkSettings(enabled=True, host="127.0.0.1", port=broker.port, tls=False, topic_prefix="fleet",
