@@ -1,6 +1,7 @@
-"""Commands the grammar understands but nothing can carry out yet (climate, seat heating, fan, charge
-limit, navigation): the answer says what was understood, with its slots, and that it cannot be done.
-The actuation path replaces these answers later; until then no command is pretended to be done."""
+"""Commands in words, and the honest answer to those nothing carries out: what was understood, with its
+slots, and that it cannot be done. Where the vehicle side can act (climate, fan, seat heating, charge limit),
+:class:`~edge_assistant.agents.comfort.ComfortAgent` answers instead, with what the car confirmed; without
+it (a replayed log, no actuator) no command is pretended to be done."""
 
 from __future__ import annotations
 

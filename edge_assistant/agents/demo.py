@@ -32,9 +32,11 @@ def demo_log(seed: int = 1, cache: Path | None = None) -> tuple[Path, object]:
 
     from edge_assistant.core.paths import model_cache_dir
     from edge_assistant.vehicle import DemoScenario, write_demo_log
+    from edge_assistant.vehicle.simulate import SIMULATOR_VERSION
 
     sc = DemoScenario(seed=seed)
-    path = (cache or model_cache_dir().parent / "demo") / f"demo_drive_seed{seed}_{sc.duration_s:.0f}s.log"
+    name = f"demo_drive_seed{seed}_{sc.duration_s:.0f}s_v{SIMULATOR_VERSION}.log"
+    path = (cache or model_cache_dir().parent / "demo") / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -36,7 +36,7 @@ def build_stages(config: DeviceConfig) -> tuple[Any, Any, Any]:
 
 def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
     """The router over Car Genius and the Travel Companion, both reading ``vehicle.state``; Car Genius takes
-    its trouble codes from ``vehicle.poller``."""
+    its trouble codes from ``vehicle.poller``; comfort commands act through ``vehicle.actuator`` when it has one."""
     from edge_assistant.agents.car_genius import CarGenius
     from edge_assistant.agents.router import AgentRouter
     from edge_assistant.agents.travel_companion import TravelCompanion
@@ -44,7 +44,13 @@ def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
 
     genius = CarGenius(vehicle.state, dtcs=vehicle.poller.readout, vehicle=config.vehicle.dtc_table)
     travel = TravelCompanion(vehicle.state, travel_config(config))
-    return AgentRouter(genius, travel)
+    actuator = getattr(vehicle, "actuator", None)
+    commands = None
+    if actuator is not None:
+        from edge_assistant.agents.comfort import ComfortAgent
+
+        commands = ComfortAgent(vehicle.state, actuator)
+    return AgentRouter(genius, travel, commands)
 
 
 def build_file_assistant(config: DeviceConfig, router: Any) -> Any:

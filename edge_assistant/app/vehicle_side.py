@@ -77,6 +77,8 @@ class DemoCarOnBus:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ecus = None
+        self.comfort = None  # the virtual comfort ECU: answers the assistant's comfort commands
+        self._live_ids: frozenset[int] = frozenset()  # frame ids a live virtual ECU sends instead of the log
         self.frames_sent = 0
 
     def start(self) -> DemoCarOnBus:
@@ -95,6 +97,10 @@ class DemoCarOnBus:
         self._ecus = demo_ecus(self.state, lambda: self.scenario.dtcs_at(self.position_s), channel=channel,
                                open_bus=None if self.config.vehicle.bus.startswith("virtual:") else opener)
         self._ecus.__enter__()
+        from edge_assistant.vehicle.comfort_ecu import VirtualComfortEcu
+
+        self.comfort = VirtualComfortEcu(opener).start()
+        self._live_ids = self.comfort.status_ids
         self._bus = opener()
         for msg in self._frames(self.config.demo_car.start_s - PREROLL_S, self.config.demo_car.start_s):
             self._bus.send(msg)
@@ -116,7 +122,7 @@ class DemoCarOnBus:
             t0 = msg.timestamp if t0 is None else t0
             if msg.timestamp - t0 >= to_s:
                 return
-            if msg.timestamp - t0 >= from_s:
+            if msg.timestamp - t0 >= from_s and msg.arbitration_id not in self._live_ids:
                 yield msg
 
     def _run(self) -> None:
@@ -145,6 +151,9 @@ class DemoCarOnBus:
         if self._ecus is not None:
             self._ecus.__exit__(None, None, None)
             self._ecus = None
+        if self.comfort is not None:
+            self.comfort.stop()
+            self.comfort = None
         bus = getattr(self, "_bus", None)
         if bus is not None:
             bus.shutdown()
@@ -165,6 +174,7 @@ class VehicleSide:
         self.reader = None
         self.gnss = None
         self.demo_car: DemoCarOnBus | None = None
+        self.actuator = None  # comfort actuation (vehicle.actuation.Actuator) when the mapping lists actuators
         self._last_batch_mono: float | None = None
 
     def start(self) -> VehicleSide:
@@ -180,6 +190,7 @@ class VehicleSide:
             self._last_batch_mono = time.monotonic()
             decoder.feed_messages(batch)
 
+        self.actuator = self._actuator()  # before the reader: a bad actuator section leaves no thread behind
         self.reader = BusReader(lambda: open_bus(cfg), on_batch, name="vehicle").start()
         # A bus that is there opens in milliseconds; one that is not (interface down, adapter unplugged) is
         # retried by the reader with back-off, and the assistant starts anyway. (A virtual bus only delivers
@@ -200,6 +211,28 @@ class VehicleSide:
         self.poller.start()
         return self
 
+    def _actuator(self):
+        """The comfort actuator over the reader's bus, or None when the mapping lists no actuators."""
+        from edge_assistant.core.errors import BusError
+        from edge_assistant.vehicle.actuation import Actuator, load_actuators
+        from edge_assistant.vehicle.dbc import load_dbcs
+
+        v = self.config.vehicle
+        if v.vss_mapping is None:
+            return None
+        dbcs = load_dbcs(list(v.dbc))
+        specs = load_actuators(v.vss_mapping, dbcs)
+        if not specs:
+            return None
+
+        def send(msg) -> None:  # the reader's own bus object: one adapter, also for slcan
+            bus = self.reader.bus if self.reader is not None else None
+            if bus is None:
+                raise BusError(v.bus, "not connected")
+            bus.send(msg)
+
+        return Actuator(specs, dbcs, send, self.state)
+
     def stop(self) -> None:
         self.poller.stop()
         if self.gnss is not None:
@@ -213,8 +246,9 @@ class VehicleSide:
         s = self.reader.stats if self.reader is not None else None
         now_mono = time.monotonic()
         gnss_age = None
-        if self.gnss is not None and self.gnss.latest() is not None:
-            gnss_age = max(0.0, self.clock() - self.gnss.latest()[1])
+        latest = self.gnss.latest if self.gnss is not None else None  # a property: (fix, arrival time)
+        if latest is not None:
+            gnss_age = max(0.0, self.clock() - latest[1])
         readout = self.poller.readout()
         return VehicleHealth(
             bus=self.config.vehicle.bus, connected=bool(s and s.connected), frames=s.frames if s else 0,

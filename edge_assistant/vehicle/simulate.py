@@ -34,6 +34,17 @@ PENDING = 0x04
 CONFIRMED = 0x08
 WARNING_INDICATOR = 0x80
 
+#: The comfort settings the demo car drives with (status signals of ``HVAC_Comfort`` and ``OBC_ChargeSettings``):
+#: the log sends them unchanged; the virtual comfort ECU starts from them and applies the head unit's requests.
+#: Bumped whenever the frames a drive contains change, so that cached drives (agents/demo.py) are rebuilt.
+SIMULATOR_VERSION = 2
+
+COMFORT_STATUS: dict[str, dict[str, float]] = {
+    "HVAC_Comfort": {"DriverTempSetpoint": 21.0, "FanSpeed": 43, "SeatHeatDriver": 0, "SeatHeatPassenger": 0,
+                     "ACActive": 1, "DefrostFront": 0, "DefrostRear": 0},
+    "OBC_ChargeSettings": {"ChargeLimit": 80},
+}
+
 
 @dataclass(frozen=True)
 class DemoDtc:
@@ -228,7 +239,9 @@ def simulate_frames(sc: DemoScenario):
                         **{f"TirePressure{w}": round(p * 2) / 2 for w, p in pressures.items()},
                         **{f"TireLow{w}": v for w, v in low.items()}, TPMSLamp=int(t >= lamp_t))
             yield frame("HVAC_Temps", t + 0.006, OutsideAirTemp=round(sc.outside_temp_c * 2) / 2,
-                        CabinAirTemp=round(cabin_c * 2) / 2, CabinSetpoint=21.0)
+                        CabinAirTemp=round(cabin_c * 2) / 2,
+                        CabinSetpoint=COMFORT_STATUS["HVAC_Comfort"]["DriverTempSetpoint"])
+            yield frame("HVAC_Comfort", t + 0.0065, **COMFORT_STATUS["HVAC_Comfort"])
             yield frame("CLU_Status", t + 0.007, Odometer=round(odo_km, 1), MILOn=int(sc.mil_on_at(t)),
                         LowVoltageSupply=14.2 if power_mode == 3 else 12.6, PowerMode=power_mode)
             if t < sc.charge_end_s:
@@ -240,6 +253,7 @@ def simulate_frames(sc: DemoScenario):
             remaining = max(0.0, (sc.soc_start_pct + 0.1 - soc) / 100.0 * cap_kwh / 7.2 * 60.0) if state == 2 else 0.0
             yield frame("OBC_Charging", t + 0.008, ChargeState=state, ChargeCableConnected=cable,
                         ChargePower=7.2 if state == 2 else 0.0, ChargeTimeRemaining=int(remaining))
+            yield frame("OBC_ChargeSettings", t + 0.009, **COMFORT_STATUS["OBC_ChargeSettings"])
 
 
 _LOG_CACHE: dict[DemoScenario, str] = {}  # scenario -> candump text (the simulation is deterministic)

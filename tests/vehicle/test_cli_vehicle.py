@@ -149,7 +149,7 @@ def test_bench_can_smoke(tmp_path, capsys):
     assert logs["demo"]["signals"]["ours"] < logs["demo"]["signals"]["in_dbc"]
     assert logs["demo_all_signals"]["signals"]["ours"] == logs["demo_all_signals"]["signals"]["in_dbc"]
     printed = capsys.readouterr().out
-    assert "signals decoded: ours 35, peer 35, mapped of 42" in printed
+    assert "signals decoded: ours 43, peer 43, mapped of 59" in printed  # the demo DBC with its comfort frames
 
 
 def test_bench_can_peer_decodes_what_ours_decodes(demo_log):
