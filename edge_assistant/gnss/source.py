@@ -144,6 +144,7 @@ class SerialGnssSource:
         self._latest: tuple[Fix, float] | None = None
         self._fix_count = 0
         self._serial = None
+        self._session_lines = False
 
     # -- lifecycle
     def start(self) -> SerialGnssSource:
@@ -251,14 +252,14 @@ class SerialGnssSource:
         self.stats.connects += 1
         self.stats.connected = True
         log.info("GNSS receiver %s open (%d baud)", self.config.port, self.config.baudrate_bps)
-        got_lines = False
+        self._session_lines = False  # set by _pump: a receiver unplugged after sending counts as one that sent
         try:
-            got_lines = self._pump(ser)
+            self._pump(ser)
         except (serial.SerialException, OSError) as exc:
             self.stats.disconnects += 1
             self.stats.last_error = f"read {self.config.port}: {exc}"
-            log.warning("GNSS receiver %s disappeared (%s); reconnecting in %.2f s",
-                        self.config.port, exc, backoff)
+            log.warning("GNSS receiver %s disappeared (%s); reconnecting in %.2f s", self.config.port, exc,
+                        self.config.reconnect_initial_s if self._session_lines else backoff)
         finally:
             self._serial = None
             self.stats.connected = False
@@ -267,7 +268,7 @@ class SerialGnssSource:
         fix = self._stream.flush()
         if fix is not None:
             self._deliver(fix)
-        return got_lines
+        return self._session_lines
 
     def _pump(self, ser) -> bool:
         """Read until stopped or the port fails; returns whether any complete line arrived."""
@@ -286,7 +287,7 @@ class SerialGnssSource:
                     break
                 line = bytes(buf[:nl]).rstrip(b"\r")
                 del buf[: nl + 1]
-                got_line = True
+                got_line = self._session_lines = True
                 fix = self._stream.feed_line(line)
                 if fix is not None:
                     self._deliver(fix)

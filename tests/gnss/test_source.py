@@ -291,3 +291,29 @@ def test_file_source_times_from_utc_and_bad_lines(tmp_path: Path, nmea_log: Path
 def test_missing_file_is_a_data_format_error(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="nope.nmea: cannot read NMEA log"):
         list(NmeaFileSource(tmp_path / "nope.nmea").fixes())
+
+
+def test_unplug_after_data_reconnects_from_the_initial_back_off(tmp_path: Path, nmea_log: Path) -> None:
+    """A receiver that sent NMEA and is then pulled is retried at once, not at the back-off of an earlier
+    outage (the session ends in an exception, which must not hide that lines arrived)."""
+    link = tmp_path / "gnss0"
+    cfg = GnssConfig(str(link), reconnect_initial_s=0.02, reconnect_max_s=5.0, read_timeout_s=0.05)
+    src = SerialGnssSource(cfg).start()
+    peer = None
+    try:
+        assert wait_until(lambda: src.stats.open_failures >= 7, 10.0)  # absent at start: back-off now >= 1.28 s
+        peer = PtyPeer(link)
+        assert wait_until(lambda: src.stats.connected, 10.0)
+        peer.send(nmea_log.read_bytes()[:4000])
+        assert src.wait_for_fix(5.0) is not None
+        peer.unplug()
+        peer = None
+        link.unlink()
+        assert wait_until(lambda: src.stats.disconnects == 1)
+        failures = src.stats.open_failures
+        time.sleep(1.0)  # from 0.02 s doubling: 5 attempts and more; from the old back-off: at most one
+        assert src.stats.open_failures - failures >= 3
+    finally:
+        src.stop()
+        if peer is not None:
+            peer.unplug()
