@@ -147,33 +147,52 @@ class _CanLoad(threading.Thread):
             bus.shutdown()
 
 
-def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = None) -> dict[str, Any]:
-    """Run the device for ``cfg.seconds`` of audio in ``work_dir``; the figures as a JSON-able dict."""
-    from edge_assistant.app.runtime import App
+def scene_at_device_rate(commands: tuple[str, ...], snr_db: float, seed: int) -> tuple[Any, np.ndarray]:
+    """The cabin scene (:func:`~edge_assistant.pipeline.scene.build_scene`) and its int16 audio at 48 kHz."""
     from edge_assistant.audio.frontend import resample
-    from edge_assistant.core.config import default_config, default_paths
-    from edge_assistant.core.paths import model_cache_dir
     from edge_assistant.pipeline.scene import SceneTurn, build_scene
-    from edge_assistant.vehicle.logs import read_log
 
-    work_dir.mkdir(parents=True, exist_ok=True)
-    scene = build_scene([SceneTurn(c) for c in cfg.commands], snr_db=cfg.snr_db, seed=cfg.seed)
+    scene = build_scene([SceneTurn(c) for c in commands], snr_db=snr_db, seed=seed)
     pcm48 = np.clip(np.round(resample(scene.pcm.astype(np.float32) / 32768.0, 16000, DEVICE_RATE_HZ) * 32768.0),
                     -32768, 32767).astype(np.int16)
+    return scene, pcm48
+
+
+def fifo_microphone(work_dir: Path) -> Path:
+    """Point this process's ALSA at a config whose PCM ``ea_bench_mic`` reads the FIFO returned (not yet made)."""
     fifo = work_dir / "mic.fifo"
     conf = work_dir / "asound.conf"
     conf.write_text(f'pcm.{PCM_NAME} {{\n  type file\n  slave.pcm {{ type null }}\n  file "/dev/null"\n'
                     f'  infile "{fifo}"\n  format "raw"\n}}\n')
     os.environ["ALSA_CONFIG_PATH"] = str(conf)
+    return fifo
+
+
+def bench_config(work_dir: Path, bus: str, **sections: Any):
+    """The demo device on ``bus`` with the FIFO microphone at 48 kHz, files in ``work_dir``, no speaker (replies
+    are not spoken, so the follow-up window, which opens after a spoken reply, is off too); ``sections``
+    replace whole sections (e.g. ``gnss=...``)."""
+    from edge_assistant.core.config import default_config, default_paths
+    from edge_assistant.core.paths import model_cache_dir
 
     base = default_config()
+    return replace(base, audio=replace(base.audio, device=PCM_NAME, sample_rate_hz=DEVICE_RATE_HZ),
+                   speech=replace(base.speech, enabled=False),
+                   vehicle=replace(base.vehicle, bus=bus), diagnostics=replace(base.diagnostics, bus=bus),
+                   paths=default_paths({}, state_dir=work_dir / "state", cache_dir=work_dir / "cache",
+                                       model_cache_dir=model_cache_dir()), **sections)
+
+
+def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = None) -> dict[str, Any]:
+    """Run the device for ``cfg.seconds`` of audio in ``work_dir``; the figures as a JSON-able dict."""
+    from edge_assistant.app.runtime import App
+    from edge_assistant.vehicle.logs import read_log
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scene, pcm48 = scene_at_device_rate(cfg.commands, cfg.snr_db, cfg.seed)
+    fifo = fifo_microphone(work_dir)
     bus = f"virtual:bench-device-{os.getpid()}-{next(_channels)}"
-    # no speaker here: replies are not spoken (the follow-up window, which opens after a spoken reply, is off too)
-    config = replace(base, audio=replace(base.audio, device=PCM_NAME, sample_rate_hz=DEVICE_RATE_HZ),
-                     speech=replace(base.speech, enabled=False),
-                     vehicle=replace(base.vehicle, bus=bus), diagnostics=replace(base.diagnostics, bus=bus),
-                     paths=default_paths({}, state_dir=work_dir / "state", cache_dir=work_dir / "cache",
-                                         model_cache_dir=model_cache_dir()))
+    config = bench_config(work_dir, bus)
     events: list[dict] = []
     lock = threading.Lock()
 

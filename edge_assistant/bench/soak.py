@@ -44,13 +44,15 @@ import numpy as np
 from edge_assistant.bench.device import (
     DEFAULT_COMMANDS,
     DEVICE_RATE_HZ,
-    PCM_NAME,
     DeviceBenchConfig,
     _CanLoad,
     _channels,
     _open_fds,
     _rss_mb,
     _summary,
+    bench_config,
+    fifo_microphone,
+    scene_at_device_rate,
 )
 
 CAN_ERR_CRTL = 0x004  #: SocketCAN error class: controller problem (error counters)
@@ -397,31 +399,16 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
     """Run the device for ``cfg.seconds`` of audio with the scheduled faults; the figures as a JSON-able dict."""
     from edge_assistant.agents.demo import demo_nmea
     from edge_assistant.app.runtime import App
-    from edge_assistant.audio.frontend import resample
-    from edge_assistant.core.config import default_config, default_paths
-    from edge_assistant.core.paths import model_cache_dir
-    from edge_assistant.pipeline.scene import SceneTurn, build_scene
+    from edge_assistant.core.config import default_config
     from edge_assistant.vehicle.logs import read_log
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    scene = build_scene([SceneTurn(c) for c in cfg.commands], snr_db=cfg.snr_db, seed=cfg.seed)
-    pcm48 = np.clip(np.round(resample(scene.pcm.astype(np.float32) / 32768.0, 16000, DEVICE_RATE_HZ) * 32768.0),
-                    -32768, 32767).astype(np.int16)
-    fifo = work_dir / "mic.fifo"
-    conf = work_dir / "asound.conf"
-    conf.write_text(f'pcm.{PCM_NAME} {{\n  type file\n  slave.pcm {{ type null }}\n  file "/dev/null"\n'
-                    f'  infile "{fifo}"\n  format "raw"\n}}\n')
-    os.environ["ALSA_CONFIG_PATH"] = str(conf)
-
-    base = default_config()
+    scene, pcm48 = scene_at_device_rate(cfg.commands, cfg.snr_db, cfg.seed)
+    fifo = fifo_microphone(work_dir)
     bus = f"virtual:soak-{os.getpid()}-{next(_channels)}"
     gnss_link = work_dir / "gnss.tty"
-    paths = default_paths({}, state_dir=work_dir / "state", cache_dir=work_dir / "cache",
-                          model_cache_dir=model_cache_dir())
-    config = replace(base, audio=replace(base.audio, device=PCM_NAME, sample_rate_hz=DEVICE_RATE_HZ),
-                     speech=replace(base.speech, enabled=False),  # no speaker in the soak's ALSA setup
-                     vehicle=replace(base.vehicle, bus=bus), diagnostics=replace(base.diagnostics, bus=bus),
-                     gnss=replace(base.gnss, enabled=True, port=str(gnss_link)), paths=paths)
+    base = default_config()
+    config = bench_config(work_dir, bus, gnss=replace(base.gnss, enabled=True, port=str(gnss_link)))
     schedule = fault_schedule(cfg, scene)
     rng = random.Random(cfg.seed + 1)
     events: list[tuple[float, dict]] = []
@@ -432,7 +419,7 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
             events.append((time.time(), ev))
 
     rss: list[tuple[float, float, int]] = []
-    gnss = _GnssFeed(gnss_link, demo_nmea(cache=paths.cache_dir / "demo"), cfg, rng)
+    gnss = _GnssFeed(gnss_link, demo_nmea(cache=config.paths.cache_dir / "demo"), cfg, rng)
     app = App(config, emit=emit, environ={"RUNTIME_DIRECTORY": str(work_dir / "run")})
     t_load = time.perf_counter()
     mic = load = injector = None
