@@ -101,6 +101,7 @@ class _SoakMicrophone(threading.Thread):
         self.stop_event = threading.Event()
         self.go = threading.Event()
         self.appeared = threading.Event()
+        self.realtime = threading.Event()  # set while a fault is pending: speak at 1x, so recovery has audio
         self.written_16k = 0
         self.silenced: list[tuple[float, float, float]] = []  # (audio s, wall start, wall end)
         self.fd = -1
@@ -147,6 +148,8 @@ class _SoakMicrophone(threading.Thread):
                     while (self.written_16k - self.app.stats.samples > self.ring_samples // 2
                            and not self.stop_event.is_set()):
                         time.sleep(0.005)
+                    if self.realtime.is_set() and self.stop_event.wait(block.size / DEVICE_RATE_HZ):
+                        break
                 os.write(self.fd, block.astype("<i2").tobytes())
                 pos += block.size
                 self.written_16k = pos // 3
@@ -336,8 +339,14 @@ class _FaultInjector(threading.Thread):
                     self.stop_event.wait(0.05)
                 if self.stop_event.is_set():
                     return
-                self._fire(f, bus)
-                self._await_recovery(f)
+                # While a fault and its recovery are pending the microphone speaks in real time: at full speed
+                # the rest of the audio could end before the recovery shows in a health report.
+                self.mic.realtime.set()
+                try:
+                    self._fire(f, bus)
+                    self._await_recovery(f)
+                finally:
+                    self.mic.realtime.clear()
         finally:
             bus.shutdown()
 
