@@ -183,10 +183,43 @@ def bench_config(work_dir: Path, bus: str, **sections: Any):
                                        model_cache_dir=model_cache_dir()), **sections)
 
 
+def start_can_load(app: Any, bus: str, can_fps: float) -> tuple[_CanLoad | None, float]:
+    """(load thread or None, the demo car's own frames/s): frames of the demo car's drive from its start point
+    are added to ``bus`` until it carries ``can_fps`` frames/s in all."""
+    from edge_assistant.vehicle.logs import read_log
+
+    if can_fps <= 0:
+        return None, 0.0
+    frames = list(read_log(app.vehicle.demo_car.log_path))
+    t0 = frames[0].timestamp
+    demo_fps = len(frames) / (frames[-1].timestamp - t0)
+    window = [m for m in frames if m.timestamp - t0 >= app.config.demo_car.start_s]
+    load = _CanLoad(bus, window, max(0.0, can_fps - demo_fps))
+    load.start()
+    return load, demo_fps
+
+
+def start_sampler(app: Any, rss: list, stop: threading.Event, every_s: float, progress: Any,
+                  name: str) -> threading.Thread:
+    """A thread appending (wall s, RSS MB, open fds) to ``rss`` every ``every_s`` until ``stop``."""
+
+    def sample() -> None:
+        t0 = time.monotonic()
+        while True:
+            rss.append((round(time.monotonic() - t0, 1), round(_rss_mb(), 1), _open_fds()))
+            if progress is not None:
+                progress(app.stats.samples / 16000.0)
+            if stop.wait(every_s):
+                return
+
+    sampler = threading.Thread(target=sample, name=name, daemon=True)
+    sampler.start()
+    return sampler
+
+
 def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = None) -> dict[str, Any]:
     """Run the device for ``cfg.seconds`` of audio in ``work_dir``; the figures as a JSON-able dict."""
     from edge_assistant.app.runtime import App
-    from edge_assistant.vehicle.logs import read_log
 
     work_dir.mkdir(parents=True, exist_ok=True)
     scene, pcm48 = scene_at_device_rate(cfg.commands, cfg.snr_db, cfg.seed)
@@ -212,27 +245,8 @@ def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = Non
         app.load()
         load_s = time.perf_counter() - t_load
         mic.go.set()
-        demo_fps = 0.0
-        if cfg.can_fps > 0:
-            log_path = app.vehicle.demo_car.log_path
-            frames = [m for m in read_log(log_path)]
-            t0 = frames[0].timestamp
-            demo_fps = len(frames) / (frames[-1].timestamp - t0)
-            window = [m for m in frames if m.timestamp - t0 >= config.demo_car.start_s]
-            load = _CanLoad(bus, window, max(0.0, cfg.can_fps - demo_fps))
-            load.start()
-
-        def sample() -> None:
-            t0 = time.monotonic()
-            while True:
-                rss.append((round(time.monotonic() - t0, 1), round(_rss_mb(), 1), _open_fds()))
-                if progress is not None:
-                    progress(app.stats.samples / 16000.0)
-                if sampler_stop.wait(cfg.sample_every_s):
-                    return
-
-        sampler = threading.Thread(target=sample, name="bench-sampler", daemon=True)
-        sampler.start()
+        load, demo_fps = start_can_load(app, bus, cfg.can_fps)
+        sampler = start_sampler(app, rss, sampler_stop, cfg.sample_every_s, progress, "bench-sampler")
         t_run = time.perf_counter()
         cpu0 = time.process_time()
         stats = app.run(for_s=cfg.seconds)

@@ -45,14 +45,13 @@ from edge_assistant.bench.device import (
     DEFAULT_COMMANDS,
     DEVICE_RATE_HZ,
     DeviceBenchConfig,
-    _CanLoad,
     _channels,
-    _open_fds,
-    _rss_mb,
     _summary,
     bench_config,
     fifo_microphone,
     scene_at_device_rate,
+    start_can_load,
+    start_sampler,
 )
 
 CAN_ERR_CRTL = 0x004  #: SocketCAN error class: controller problem (error counters)
@@ -409,7 +408,6 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
     from edge_assistant.agents.demo import demo_nmea
     from edge_assistant.app.runtime import App
     from edge_assistant.core.config import default_config
-    from edge_assistant.vehicle.logs import read_log
 
     work_dir.mkdir(parents=True, exist_ok=True)
     scene, pcm48 = scene_at_device_rate(cfg.commands, cfg.snr_db, cfg.seed)
@@ -443,28 +441,10 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
         gnss.source = app.vehicle.gnss
         load_s = time.perf_counter() - t_load
         mic.go.set()
-        demo_fps = 0.0
-        if cfg.can_fps > 0:
-            frames = list(read_log(app.vehicle.demo_car.log_path))
-            t0 = frames[0].timestamp
-            demo_fps = len(frames) / (frames[-1].timestamp - t0)
-            window = [m for m in frames if m.timestamp - t0 >= config.demo_car.start_s]
-            load = _CanLoad(bus, window, max(0.0, cfg.can_fps - demo_fps))
-            load.start()
+        load, demo_fps = start_can_load(app, bus, cfg.can_fps)
         injector = _FaultInjector(schedule, cfg, app, bus, gnss, mic)
         injector.start()
-
-        def sample() -> None:
-            t0 = time.monotonic()
-            while True:
-                rss.append((round(time.monotonic() - t0, 1), round(_rss_mb(), 1), _open_fds()))
-                if progress is not None:
-                    progress(app.stats.samples / 16000.0)
-                if sampler_stop.wait(cfg.sample_every_s):
-                    return
-
-        sampler = threading.Thread(target=sample, name="soak-sampler", daemon=True)
-        sampler.start()
+        sampler = start_sampler(app, rss, sampler_stop, cfg.sample_every_s, progress, "soak-sampler")
         t_run = time.perf_counter()
         cpu0 = time.process_time()
         stats = app.run(for_s=cfg.seconds)
