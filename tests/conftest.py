@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ def skip_unless_ci(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: what a test needs must be there, not skipped)", pytrace=False)
     pytest.skip(reason)
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout_s`` (an upper bound, not a timing
+    check: tests synchronise on events and counts, never on fixed sleeps)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.005)
 
 
 def _require(sub: str) -> Path:

@@ -15,13 +15,12 @@ import os
 import sys
 import termios
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import skip_unless_ci
+from conftest import skip_unless_ci, wait_for
 
 from edge_assistant.cli import main
 from edge_assistant.core.paths import model_cache_dir
@@ -70,8 +69,8 @@ class Microphone(threading.Thread):
 
     def run(self) -> None:
         try:
-            wait_until(lambda: _unread(self.fd) == 0, 120.0, "the capture to read the scene")
-            wait_until(lambda: self._consumed() >= self.samples, 120.0, "the pipeline to take the scene")
+            wait_for("the capture to read the scene", lambda: _unread(self.fd) == 0, 120.0)
+            wait_for("the pipeline to take the scene", lambda: self._consumed() >= self.samples, 120.0)
         except AssertionError as exc:
             self.error = str(exc)
         finally:
@@ -83,14 +82,6 @@ def _unread(fd: int) -> int:
     buf = bytearray(4)
     fcntl.ioctl(fd, termios.FIONREAD, buf)
     return int.from_bytes(buf, sys.byteorder)
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _device_config(tmp_path: Path, audio_s: float, speech: str = "enabled = false") -> Path:

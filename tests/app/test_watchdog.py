@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import skip_unless_ci
+from conftest import skip_unless_ci, wait_for
 
 from edge_assistant.app.runtime import App
 from edge_assistant.core.config import default_config, default_paths
@@ -24,14 +24,6 @@ from edge_assistant.core.paths import model_cache_dir
 from edge_assistant.core.sdnotify import SdNotifier
 
 PCM = "ea_watchdog_mic"
-
-
-def _wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Datagrams(threading.Thread):
@@ -87,7 +79,7 @@ def test_ready_after_audio_flows_and_watchdog_only_while_it_flows(tmp_path: Path
         for _ in range(20):
             os.write(writer, block.tobytes())
             time.sleep(0.1)
-        _wait(lambda: app.stats.samples >= 20 * block.size, 30.0, "the pipeline to take the 2 s")
+        wait_for("the pipeline to take the 2 s", lambda: app.stats.samples >= 20 * block.size, 30.0)
         assert sock.count("READY=1") == 1 and sock.count("WATCHDOG=1") >= 3  # due every 0.1 s while it flowed
         pings = sock.count("WATCHDOG=1")
         time.sleep(1.0)  # ten ping periods with no audio

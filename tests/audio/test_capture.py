@@ -14,12 +14,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import skip_unless_ci
+from conftest import skip_unless_ci, wait_for
 
 from edge_assistant.audio.capture import (
     RECONNECTING,
@@ -43,14 +43,6 @@ def _require_alsa() -> None:
         import alsaaudio  # noqa: F401
     except ImportError:
         skip_unless_ci("pyalsaaudio is not installed (apt-get install libasound2-dev; pip install pyalsaaudio)")
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
 
 
 class Mic:

@@ -12,26 +12,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import skip_unless_ci
+from conftest import skip_unless_ci, wait_for
 
 from edge_assistant.audio import speech_synth
 from edge_assistant.audio.frontend import resample
 from edge_assistant.audio.playback import FAILED, FINISHED, INTERRUPTED, STARTED, PlaybackEvent, Speaker
 
 WAIT_S = 20.0  # upper bound for anything to happen; tests wait on events, never sleep fixed times
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
 
 
 class Rig:
