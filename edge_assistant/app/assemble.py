@@ -53,12 +53,27 @@ def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
     return AgentRouter(genius, travel, commands)
 
 
-def build_file_assistant(config: DeviceConfig, router: Any) -> Any:
-    """An :class:`~edge_assistant.pipeline.Assistant` answering inline (files, stdin, the demo scene)."""
-    from edge_assistant.pipeline import Assistant
+def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: Any, *,
+                    assistant_config: Any = None, defer_answers: bool = False) -> Any:
+    """The :class:`~edge_assistant.pipeline.Assistant` over ``stages`` (from :func:`build_stages`): the
+    responder recognises with the car grammar's help (``asr.grammar``) and, with ``endpoint.pause_ms``, the
+    end-of-turn judge answers a complete command at its first pause."""
+    from edge_assistant.app.stage_configs import grammar_bias_config
+    from edge_assistant.intents import car_matcher
+    from edge_assistant.pipeline import Assistant, Responder
+    from edge_assistant.pipeline.end_of_turn import EndOfTurn
+    from edge_assistant.pipeline.grammar_link import PrefixTest, recognition_grammar
 
-    wake, endpointer, recognizer = build_stages(config)
-    return Assistant(wake, endpointer, recognizer, router)
+    wake, endpointer, recognizer = stages
+    matcher = car_matcher()
+    bias_config = grammar_bias_config(config)
+    bias = recognition_grammar(matcher, recognizer.tokenizer, bias_config) if bias_config is not None else None
+    responder = Responder(recognizer, router, matcher.match, grammar=bias)
+    judge = None
+    if config.endpoint.pause_ms:
+        prefix = PrefixTest(bias if bias is not None else recognition_grammar(matcher, recognizer.tokenizer))
+        judge = EndOfTurn(responder.hear, matcher.match, prefix)
+    return Assistant(wake, endpointer, responder, assistant_config, defer_answers=defer_answers, end_of_turn=judge)
 
 
 def demo_router(config: DeviceConfig, at_s: float | None = None) -> tuple[Any, Any]:

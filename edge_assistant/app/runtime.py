@@ -120,26 +120,27 @@ class App:
     def load(self) -> None:
         """Load every model, start the vehicle side and the uplink, open the microphone. A missing or corrupt
         model fails here, before any audio."""
-        from edge_assistant.app.assemble import build_agents, build_stages
+        from edge_assistant.app.assemble import build_agents, build_assistant, build_stages
         from edge_assistant.app.vehicle_side import VehicleSide
-        from edge_assistant.pipeline import Assistant, AssistantConfig, Responder
+        from edge_assistant.pipeline import AssistantConfig
 
         cfg = self.config
-        wake, endpointer, recognizer = build_stages(cfg)
+        stages = build_stages(cfg)
         self.models_loaded = True
         self.uplink = _start_uplink(cfg)
         self.vehicle = VehicleSide(cfg, on_dtc_change=self._publish_dtc).start()
         router = build_agents(cfg, self.vehicle)
         self._trip = getattr(router.travel, "trip", None)
         sp = cfg.speech
-        self.assistant = Assistant(wake, endpointer, recognizer, router, AssistantConfig(
+        self.assistant = build_assistant(cfg, stages, _OnDemandRouter(router, self.vehicle.poller),
+                                         assistant_config=AssistantConfig(
             speech_tail_s=sp.tail_ms / 1000.0, barge_in_threshold=sp.barge_in_threshold if sp.barge_in else None),
-            defer_answers=True)
+                                         defer_answers=True)
         if sp.enabled:
             from edge_assistant.app.speech_out import SpeechOut
 
             self.speech = SpeechOut(sp, on_event=self._speech_events.put)
-        self._responder = Responder(recognizer, _OnDemandRouter(router, self.vehicle.poller))
+        self._responder = self.assistant.responder
         self._worker = threading.Thread(target=self._respond_loop, name="responder", daemon=True)
         self._worker.start()
         if self.capture is None:
@@ -282,7 +283,7 @@ class App:
             try:
                 if ev is None:
                     return
-                reply = self._responder.respond(ev.utterance)
+                reply = self._responder.respond(ev.utterance, ev.heard)
                 self.stats.replies += 1
                 self._send(reply.to_dict())
                 if self.speech is not None:

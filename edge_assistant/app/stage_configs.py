@@ -41,6 +41,7 @@ def endpoint_config(config: DeviceConfig):
         trailing_silence_ms=e.trailing_silence_ms, min_utterance_ms=e.min_utterance_ms,
         max_utterance_ms=config.asr.max_command_s * 1000.0, pre_roll_ms=e.pre_roll_ms, post_roll_ms=e.post_roll_ms,
         listen_timeout_ms=e.listen_timeout_ms, highpass_hz=e.highpass_hz or None,
+        pause_ms=e.pause_ms or None, hold_silence_ms=e.hold_silence_ms,
     )
 
 
@@ -48,7 +49,14 @@ def recognizer_config(config: DeviceConfig):
     """``[asr]`` → :class:`~edge_assistant.asr.recognizer.RecognizerConfig`."""
     from edge_assistant.asr.recognizer import RecognizerConfig
 
-    return RecognizerConfig(int8=config.asr.int8, threads=config.asr.threads)
+    return RecognizerConfig(int8=config.asr.int8, threads=config.asr.threads, beam_size=config.asr.beam_size)
+
+
+def grammar_bias_config(config: DeviceConfig):
+    """``asr.grammar`` → :class:`~edge_assistant.asr.grammar_bias.GrammarBiasConfig`, None when "off"."""
+    from edge_assistant.asr.grammar_bias import GrammarBiasConfig
+
+    return None if config.asr.grammar == "off" else GrammarBiasConfig(mode=config.asr.grammar)
 
 
 def travel_config(config: DeviceConfig):

@@ -34,14 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ANY", "NUMBER", "GrammarBias", "GrammarBiasConfig", "alt", "opt", "seq"]
 
-#: A number written with digits (range slots): one digit, then digits, "." or ",".
+#: A number written with digits (range slots): digits, then at most one "." or "," with more digits.
 NUMBER = ("number",)
 #: Free text (wildcard slots): at least one character.
 ANY = ("any",)
 Expr = str | tuple
 _SKIP = frozenset(",.?!;:")
-_NUM_FIRST = frozenset("0123456789")
-_NUM_MORE = frozenset("0123456789.,")
+_DIGITS = frozenset("0123456789")
+_NUM_SEP = frozenset(".,")
 
 
 def seq(*items: Expr) -> tuple:
@@ -91,6 +91,7 @@ class _Automaton:
         self.chars: list[dict[str, list[int]]] = []
         self.classes: list[list[tuple[str, int]]] = []
         self.eps: list[list[int]] = []
+        self.numeric: set[int] = set()  # states inside a number, where punctuation is not skipped
         self._closure: dict[frozenset[int], frozenset[int]] = {}
         self._moves: dict[tuple[frozenset[int], str], frozenset[int]] = {}
 
@@ -112,12 +113,21 @@ class _Automaton:
         if not isinstance(expr, tuple) or not expr:
             raise DataFormatError(where, f"{type(expr).__name__} {expr!r}; expected text, seq, alt, opt, NUMBER or ANY")
         kind = expr[0]
-        if expr in (NUMBER, ANY):  # one character of the first class, then a loop on the second
-            first, more = ("num_first", "num_more") if expr == NUMBER else ("word", "all")
+        if expr == ANY:  # one character of a word, then anything
             s = self.new()
-            self.classes[start].append((first, s))
-            self.classes[s].append((more, s))
+            self.classes[start].append(("word", s))
+            self.classes[s].append(("all", s))
             return s
+        if expr == NUMBER:  # digits, then at most one "." or "," and more digits ("21", "21.5", "20,000")
+            whole, sep, frac, end = self.new(), self.new(), self.new(), self.new()
+            self.classes[start].append(("digit", whole))
+            self.classes[whole] += [("digit", whole), ("sep", sep)]
+            self.classes[sep].append(("digit", frac))
+            self.classes[frac].append(("digit", frac))
+            self.eps[whole].append(end)
+            self.eps[frac].append(end)
+            self.numeric |= {whole, sep, frac}
+            return end
         if kind == "seq" and len(expr) == 2:
             s = start
             for i, item in enumerate(expr[1]):
@@ -151,8 +161,8 @@ class _Automaton:
         for s in states:
             out.update(self.chars[s].get(c, ()))
             for cls, t in self.classes[s]:
-                if (cls == "all" or (cls == "word" and c != " ") or (cls == "num_first" and c in _NUM_FIRST)
-                        or (cls == "num_more" and c in _NUM_MORE)):
+                if (cls == "all" or (cls == "word" and c != " ") or (cls == "digit" and c in _DIGITS)
+                        or (cls == "sep" and c in _NUM_SEP)):
                     out.add(t)
         return out
 
@@ -171,8 +181,8 @@ class _Automaton:
                     break
                 grown = more
             nxt = grown
-        elif c in _SKIP:
-            nxt = nxt | states
+        elif c in _SKIP:  # punctuation may stand anywhere, except inside a number ("20.5" is not "205")
+            nxt = nxt | frozenset(st for st in states if st not in self.numeric)
         self._moves[key] = nxt
         return nxt
 
@@ -245,6 +255,15 @@ class GrammarBias:
 
     def can_end(self, state: frozenset[int]) -> bool:
         return not self._ends.isdisjoint(state)
+
+    def is_prefix(self, text: str) -> bool:
+        """True when ``text`` is the beginning of at least one sentence of the grammar (or a whole one)."""
+        s = self._nfa.move(self._start, " ")
+        for c in text.strip().lower():
+            s = self._nfa.move(s, c)
+            if not s:
+                return False
+        return True
 
     def accepts_text(self, text: str) -> bool:
         """True when ``text`` (a transcript) is a sentence of the grammar."""

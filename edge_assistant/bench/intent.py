@@ -9,7 +9,6 @@ word, capitals and punctuation. Nothing here is tuned on the negatives: they are
 from __future__ import annotations
 
 import csv
-import itertools
 import random
 import statistics
 import time
@@ -145,55 +144,6 @@ def summary(res: dict) -> str:
 
 
 # --- spoken commands: recogniser + matcher ----------------------------------------------------------
-def grammar_expression(grammar: Any) -> list:
-    """The grammar's sentence templates as plain expressions for :class:`edge_assistant.asr.grammar_bias.GrammarBias`
-    (range slots become NUMBER, wildcard slots ANY, text lists their values; nothing is expanded)."""
-    from edge_assistant.asr import grammar_bias as gb
-
-    intents = grammar.intents
-    out: list = []
-    for intent in intents.intents.values():
-        for data in intent.data:
-            rules = {**intents.expansion_rules, **data.expansion_rules}
-            lists = {**intents.slot_lists, **data.slot_lists}
-            out += [_expr(s.expression, rules, lists, gb) for s in data.sentences]
-    return out
-
-
-def _expr(e: Any, rules: dict, lists: dict, gb: Any) -> Any:
-    from hassil import (
-        Alternative,
-        ListReference,
-        Permutation,
-        RangeSlotList,
-        RuleReference,
-        TextChunk,
-        TextSlotList,
-    )
-    from hassil import Sequence as Seq
-
-    if isinstance(e, TextChunk):
-        return e.text
-    if isinstance(e, Alternative):
-        items = [_expr(i, rules, lists, gb) for i in e.items]
-        return gb.alt(*items, "") if e.is_optional else gb.alt(*items)
-    if isinstance(e, Permutation):
-        parts = [_expr(i, rules, lists, gb) for i in e.items]
-        return gb.alt(*(gb.seq(*[x for p in order for x in (p, " ")]) for order in itertools.permutations(parts)))
-    if isinstance(e, Seq):
-        return gb.seq(*(_expr(i, rules, lists, gb) for i in e.items))
-    if isinstance(e, RuleReference):
-        return _expr(rules[e.rule_name].expression, rules, lists, gb)
-    if isinstance(e, ListReference):
-        lst = None if e.is_inline_range else lists[e.list_name]
-        if lst is None or isinstance(lst, RangeSlotList):
-            return gb.seq(" ", gb.NUMBER, " ")
-        if isinstance(lst, TextSlotList):
-            return gb.seq(" ", gb.alt(*(_expr(v.text_in, rules, lists, gb) for v in lst.values)), " ")
-        return gb.seq(" ", gb.ANY, " ")
-    raise TypeError(f"unknown hassil expression {type(e).__name__}")
-
-
 #: eSpeak NG voices for the synthetic command set (several accents and a female variant).
 VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en-gb-x-rp+m3")
 

@@ -43,13 +43,13 @@ def _run_audio(args, matcher) -> int:
     from edge_assistant.audio.noise import load_noise
     from edge_assistant.bench.intent import (
         audio_summary,
-        grammar_expression,
         load_labels,
         run_audio_intent_bench,
         synth_commands,
     )
     from edge_assistant.cli._common import write_json
     from edge_assistant.core.errors import ConfigError
+    from edge_assistant.pipeline.grammar_link import grammar_expression
 
     if args.make_audio:
         path = synth_commands(matcher, Path(args.make_audio), per_intent=args.per_intent, seed=args.seeds[0])

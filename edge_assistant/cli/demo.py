@@ -39,16 +39,15 @@ def run(args) -> int:
     import time
     from dataclasses import replace
 
-    from edge_assistant.app.assemble import build_stages, demo_router
+    from edge_assistant.app.assemble import build_assistant, build_stages, demo_router
     from edge_assistant.cli._common import print_event, write_json
     from edge_assistant.core.config import WakeSettings, default_config
-    from edge_assistant.pipeline import Assistant
 
     out = sys.stdout
     t0 = time.perf_counter()
     config = replace(default_config(), wake=(WakeSettings(args.wake_word),))
     # Load every model first: a missing or corrupt file fails here, before any audio.
-    wake, endpointer, recognizer = build_stages(config)
+    stages = build_stages(config)
     router, car = demo_router(config, at_s=args.at)
     out.write(f"models and demo car ready in {time.perf_counter() - t0:.1f} s "
               f"(demo drive {car.log_path.name}, answering as of {car.at_s:.0f} s into it)\n")
@@ -60,7 +59,7 @@ def run(args) -> int:
         sf.write(args.save_audio, pcm, 16000)
     out.write(f"streaming {pcm.size / 16000:.1f} s of audio ({source}) in 80 ms chunks\n\n")
 
-    assistant = Assistant(wake, endpointer, recognizer, router)
+    assistant = build_assistant(config, stages, router)
     events = []
     t_start = time.perf_counter()
     for i in range(0, pcm.size, 1280):

@@ -133,17 +133,16 @@ def _chunks(path: str):
 def run(args) -> int:
     import json
 
-    from edge_assistant.app.assemble import build_stages
+    from edge_assistant.app.assemble import build_assistant, build_stages
     from edge_assistant.cli._common import print_event
     from edge_assistant.core.sdnotify import SdNotifier, WatchdogKicker
-    from edge_assistant.pipeline import Assistant
 
     config = _config(args)
     notifier = SdNotifier()
     notifier.status("loading models")
-    wake, endpointer, recognizer = build_stages(config)
+    stages = build_stages(config)
     router, vehicle = _router(args, config)
-    assistant = Assistant(wake, endpointer, recognizer, router)
+    assistant = build_assistant(config, stages, router)
     watchdog = WatchdogKicker.from_env(notifier)
     notifier.ready("listening for the wake word")
     out = sys.stdout

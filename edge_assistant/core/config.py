@@ -163,6 +163,9 @@ class NoiseSuppressionSettings:
         need(self, "enabled", self.enabled is None or isinstance(self.enabled, bool), "true or false")
 
 
+ASR_GRAMMAR_MODES = ("constrain", "rescore", "off")
+
+
 @dataclass(frozen=True)
 class AsrSettings:
     """Whisper speech recognition."""
@@ -173,11 +176,21 @@ class AsrSettings:
     """onnxruntime intra-op threads (1 keeps a core free for audio and the bus on a 2-core board)."""
     max_command_s: float = 15.0
     """Longest command: the endpointer ends an utterance this long after it started (Whisper's window is 30 s)."""
+    beam_size: int = 1
+    """Beams of the free decoding (1: greedy, the fastest; faster-whisper's default is 5)."""
+    grammar: str = "constrain"
+    """How the intent grammar helps recognition: "constrain" (a beam search kept inside the grammar when the
+    free text is no sentence of it), "rescore" (the best grammar sentence among the free beam's n-best; needs
+    beam_size > 1) or "off" (free text only)."""
 
     def __post_init__(self) -> None:
         need(self, "int8", isinstance(self.int8, bool), "true or false")
         check_int(self, "threads", 1, 16)
         check_number(self, "max_command_s", 0.0, 30.0, "s", open_lo=True)
+        check_int(self, "beam_size", 1, 16)
+        need(self, "grammar", self.grammar in ASR_GRAMMAR_MODES, " or ".join(map(repr, ASR_GRAMMAR_MODES)))
+        need(self, "grammar", self.grammar != "rescore" or self.beam_size > 1,
+             '"constrain" or "off" with beam_size = 1 (rescoring picks from the beam\'s n-best)')
 
 
 @dataclass(frozen=True)
@@ -200,6 +213,11 @@ class EndpointSettings:
     """Audio kept after the last speech window."""
     listen_timeout_ms: float = 8000.0
     """After the wake word, give up when no speech starts within this time."""
+    pause_ms: float = 200.0
+    """After this much silence the words so far are recognised: a complete command is answered at once, an
+    unfinished sentence waits ``hold_silence_ms`` (``pipeline/end_of_turn.py``); 0 turns it off."""
+    hold_silence_ms: float = 1500.0
+    """Trailing silence for a command that stopped mid-sentence ("set the temperature to …")."""
     highpass_hz: float = 100.0
     """High-pass cut-off for the VAD's view of the audio (road rumble sits below ~150 Hz); 0 turns it off."""
 
@@ -212,6 +230,10 @@ class EndpointSettings:
             check_number(self, key, 0.0, 10_000.0, "ms")
         check_number(self, "trailing_silence_ms", 0.0, 10_000.0, "ms", open_lo=True)
         check_number(self, "listen_timeout_ms", 0.0, 60_000.0, "ms", open_lo=True)
+        check_number(self, "pause_ms", 0.0, 10_000.0, "ms (0 = off)")
+        need(self, "pause_ms", self.pause_ms < self.trailing_silence_ms,
+             f"less than trailing_silence_ms ({self.trailing_silence_ms:g}), or 0 to turn it off")
+        check_number(self, "hold_silence_ms", 0.0, 10_000.0, "ms")
         check_number(self, "highpass_hz", 0.0, 999.0, "Hz (0 = off)")
 
 

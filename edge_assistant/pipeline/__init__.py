@@ -5,6 +5,7 @@ from edge_assistant.pipeline.assistant import (
     AssistantConfig,
     CommandHeard,
     FollowUpOpened,
+    Heard,
     ListenTimedOut,
     PipelineEvent,
     Replied,
@@ -12,5 +13,5 @@ from edge_assistant.pipeline.assistant import (
     WakeHeard,
 )
 
-__all__ = ["Assistant", "AssistantConfig", "CommandHeard", "FollowUpOpened", "ListenTimedOut", "PipelineEvent",
+__all__ = ["Assistant", "AssistantConfig", "CommandHeard", "FollowUpOpened", "Heard", "ListenTimedOut", "PipelineEvent",
            "Replied", "Responder", "WakeHeard"]

@@ -5,6 +5,10 @@ idle), so both keep one clock: stream seconds since the first sample. A wake wor
 at the detection time; when the utterance ends it is transcribed, parsed into an intent and answered
 by the agent the router picks. Vehicle state is not touched here: agents read their own snapshots.
 
+End of turn (``end_of_turn``, :mod:`edge_assistant.pipeline.end_of_turn`): at each pause in a command the
+words so far are recognised; a complete intent ends the command there and that recognition is answered, an
+unfinished sentence makes the endpointer wait longer. Without it a fixed trailing silence ends every command.
+
 Not thread-safe: one Assistant per audio stream. By default ASR runs inline in :meth:`Assistant.feed`, so
 the call that completes an utterance takes the recogniser's time (files, benchmarks: deterministic). On the
 device the audio must never wait for ASR: with ``defer_answers=True`` a finished utterance comes out as a
@@ -26,6 +30,7 @@ middling scores; a driver who says the wake word over it, close to the microphon
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -138,6 +143,21 @@ class FollowUpOpened:
 
 
 @dataclass(frozen=True)
+class Heard:
+    """What the recogniser and the matcher made of an utterance's audio."""
+
+    text: str
+    """The transcript the intent was matched on (the grammar's choice when one is active)."""
+    intent: Intent
+    asr_ms: float
+    match_ms: float
+    free_text: str
+    """The recogniser's own text before the grammar had a say (equal to ``text`` without a grammar)."""
+    grammar: str = ""
+    """How the grammar decided (``free_in_grammar``, ``constrained``, ``free_no_fit`` ...); empty without one."""
+
+
+@dataclass(frozen=True)
 class Replied:
     """A command was heard, understood and answered."""
 
@@ -148,9 +168,17 @@ class Replied:
     answer: AgentAnswer
     asr_ms: float
     reply_latency_ms: float
-    """Processing time from the end-of-utterance decision to the answer (ASR + intent + agent)."""
+    """Processing time from the end-of-utterance decision to the answer (ASR + intent + agent; for a command
+    ended early, the speculative ASR that decided the end)."""
     endpoint_delay_s: float
     """Stream time from the last speech to the end-of-utterance decision (the trailing silence)."""
+    match_ms: float = 0.0
+    agent_ms: float = 0.0
+    end_reason: str = "silence"
+    """Why the command ended: ``silence``, ``complete`` (a complete intent at a pause), ``max_length``,
+    ``end_of_stream``."""
+    detected_s: float = 0.0
+    """Stream time of the end-of-utterance decision."""
     kind: str = field(default="reply", init=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,8 +186,10 @@ class Replied:
             "event": self.kind, "speech_start_s": round(self.speech_start_s, 3),
             "speech_end_s": round(self.speech_end_s, 3), "heard": self.text, "intent": self.intent.name,
             "slots": self.intent.slots, "answer": self.answer.to_dict(), "asr_ms": round(self.asr_ms, 1),
+            "match_ms": round(self.match_ms, 2), "agent_ms": round(self.agent_ms, 2),
             "reply_latency_ms": round(self.reply_latency_ms, 1),
-            "endpoint_delay_s": round(self.endpoint_delay_s, 3),
+            "endpoint_delay_s": round(self.endpoint_delay_s, 3), "end_reason": self.end_reason,
+            "detected_s": round(self.detected_s, 3),
         }
 
 
@@ -169,39 +199,66 @@ class CommandHeard:
 
     utterance: Any
     """The endpointer's utterance: ``audio`` (float32, 16 kHz), ``start_s``, ``speech_end_s``, ``detected_s``."""
+    heard: Heard | None = None
+    """Already recognised (a command ended early on a complete intent): the responder only answers it."""
     kind: str = field(default="command", init=False)
 
     def to_dict(self) -> dict[str, Any]:
         u = self.utterance
-        return {"event": self.kind, "speech_start_s": round(u.start_s, 3), "speech_end_s": round(u.speech_end_s, 3),
-                "detected_s": round(u.detected_s, 3)}
+        d = {"event": self.kind, "speech_start_s": round(u.start_s, 3), "speech_end_s": round(u.speech_end_s, 3),
+             "detected_s": round(u.detected_s, 3), "end_reason": getattr(u, "reason", "silence")}
+        return d | {"heard": self.heard.text} if self.heard is not None else d
 
 
 PipelineEvent = WakeHeard | ListenTimedOut | FollowUpOpened | CommandHeard | Replied
 
 
 class Responder:
-    """Utterance → ASR → intent → agent: the slow half of the pipeline, safe to run on its own thread
-    (one call at a time: the recogniser's sessions are not shared with another caller)."""
+    """Utterance → ASR → intent → agent: the slow half of the pipeline, safe to call from two threads (the
+    recogniser serves one call at a time, under a lock: the pipeline thread may recognise a paused command
+    speculatively while the responder thread answers the previous one).
 
-    def __init__(self, recognizer: Recognizer, router: Router, parse_text: Any = None) -> None:
+    ``grammar``: a :class:`~edge_assistant.asr.grammar_bias.GrammarBias` the recogniser prefers when the audio
+    fits one of its sentences; None: free text only.
+    """
+
+    def __init__(self, recognizer: Recognizer, router: Router, parse_text: Any = None, grammar: Any = None) -> None:
         self.recognizer = recognizer
         self.router = router
         self.parse_text = parse_text or parse
+        self.grammar = grammar
+        self._lock = threading.Lock()
 
-    def respond(self, utterance: Any) -> Replied:
+    def hear(self, audio: np.ndarray) -> Heard:
+        """Transcribe ``audio`` (float32, 16 kHz) and match the text to an intent."""
         t0 = time.perf_counter()
-        transcript = self.recognizer.transcribe(utterance.audio)
+        with self._lock:
+            if self.grammar is None:
+                transcript = self.recognizer.transcribe(audio)
+            else:
+                transcript = self.recognizer.transcribe(audio, grammar=self.grammar)
         t1 = time.perf_counter()
         text = transcript.text.strip()
         intent = self.parse_text(text)
-        answer = self.router.answer(intent)
         t2 = time.perf_counter()
-        log.info("heard %r -> %s", text, intent.name)
+        extra = getattr(transcript, "extra", None) or {}
+        free = str(extra.get("free_text", transcript.text)).strip()
+        return Heard(text, intent, (t1 - t0) * 1e3, (t2 - t1) * 1e3, free, str(extra.get("grammar", "")))
+
+    def respond(self, utterance: Any, heard: Heard | None = None) -> Replied:
+        """Answer ``utterance``; ``heard``: its recognition when already done (a command ended early)."""
+        if heard is None:
+            heard = self.hear(utterance.audio)
+        t0 = time.perf_counter()
+        answer = self.router.answer(heard.intent)
+        agent_ms = (time.perf_counter() - t0) * 1e3
+        log.info("heard %r -> %s", heard.text, heard.intent.name)
         return Replied(
-            speech_start_s=utterance.start_s, speech_end_s=utterance.speech_end_s, text=text, intent=intent,
-            answer=answer, asr_ms=(t1 - t0) * 1e3, reply_latency_ms=(t2 - t0) * 1e3,
-            endpoint_delay_s=utterance.detected_s - utterance.speech_end_s,
+            speech_start_s=utterance.start_s, speech_end_s=utterance.speech_end_s, text=heard.text,
+            intent=heard.intent, answer=answer, asr_ms=heard.asr_ms,
+            reply_latency_ms=heard.asr_ms + heard.match_ms + agent_ms,
+            endpoint_delay_s=utterance.detected_s - utterance.speech_end_s, match_ms=heard.match_ms,
+            agent_ms=agent_ms, end_reason=getattr(utterance, "reason", "silence"), detected_s=utterance.detected_s,
         )
 
 
@@ -209,18 +266,25 @@ class Assistant:
     """Wake word → endpoint → ASR → intent → agent, on one stream of 16 kHz mono audio.
 
     ``wake`` is a :class:`~edge_assistant.wakeword.engine.WakeWordEngine`, ``endpointer`` an
-    :class:`~edge_assistant.vad.endpoint.Endpointer` created with ``listening=False``, ``recognizer``
-    anything with ``transcribe(float32 audio) -> Transcript``, and ``router`` maps an intent to an answer.
-    ``defer_answers``: emit :class:`CommandHeard` instead of answering inline (see the module docstring).
+    :class:`~edge_assistant.vad.endpoint.Endpointer` created with ``listening=False``, ``responder`` the
+    :class:`Responder` (recogniser, matcher, router). ``defer_answers``: emit :class:`CommandHeard` instead of
+    answering inline (see the module docstring). ``end_of_turn``: judges a command at each pause
+    (:class:`~edge_assistant.pipeline.end_of_turn.EndOfTurn`): a complete intent ends it at once, an
+    unfinished sentence waits longer; it needs an endpointer with ``pause_ms`` set.
     """
 
-    def __init__(self, wake: WakeStage, endpointer: EndpointStage, recognizer: Recognizer, router: Router,
-                 config: AssistantConfig | None = None, *, defer_answers: bool = False) -> None:
+    def __init__(self, wake: WakeStage, endpointer: EndpointStage, responder: Responder,
+                 config: AssistantConfig | None = None, *, defer_answers: bool = False,
+                 end_of_turn: Any = None) -> None:
         self.wake = wake
         self.endpointer = endpointer
-        self.responder = Responder(recognizer, router)
+        self.responder = responder
         self.defer_answers = defer_answers
         self.config = config or AssistantConfig()
+        self.end_of_turn = end_of_turn
+        self._early: Heard | None = None  # recognised at the pause that ended the command
+        if end_of_turn is not None:
+            endpointer.on_pause = self._on_pause
         self._capturing = False
         self._follow_up = False  # the command being captured needs no wake word (follow-up window)
         self._samples = 0
@@ -309,6 +373,15 @@ class Assistant:
         """End of stream: close a command in progress."""
         return self._handle_endpoint(self.endpointer.flush()) if self._capturing else []
 
+    def _on_pause(self, pause: Any) -> str:
+        """The endpointer's pause callback: the end-of-turn judge decides; a complete command's recognition is
+        kept for its answer."""
+        if not self._capturing:
+            return "continue"
+        decision, heard = self.end_of_turn.judge(pause.audio)
+        self._early = heard if decision == "end" else None
+        return decision
+
     def _handle_endpoint(self, ep_events: list[Any]) -> list[PipelineEvent]:
         out: list[PipelineEvent] = []
         for ev in ep_events:
@@ -320,7 +393,9 @@ class Assistant:
             elif kind == "utterance":
                 self._capturing = False
                 self._follow_up = False
-                out.append(CommandHeard(ev) if self.defer_answers else self.responder.respond(ev))
+                heard = self._early if getattr(ev, "reason", "") == "complete" else None
+                self._early = None
+                out.append(CommandHeard(ev, heard) if self.defer_answers else self.responder.respond(ev, heard))
             elif kind == "speech_discarded":
                 log.debug("speech at %.2f s too short for a command; still listening", ev.start_s)
         return out

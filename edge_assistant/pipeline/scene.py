@@ -18,13 +18,23 @@ SAMPLE_RATE_HZ = 16000
 
 @dataclass(frozen=True)
 class SceneTurn:
-    """One spoken turn: wake word, a pause, then the command (empty command: wake word alone)."""
+    """One spoken turn: wake word, a pause, then the command (empty command: wake word alone). A "…" in the
+    command is a pause of ``mid_pause_s`` in the middle of it ("Set the temperature to … twenty one")."""
 
     command: str
     wake_word: str = "Alexa"
     voice: str = "en-gb"
     pause_after_wake_s: float = 0.5
     silence_after_s: float = 3.0
+    mid_pause_s: float = 0.9
+
+    @property
+    def words(self) -> str:
+        """The command as said, without the pause marks."""
+        return " ".join(self.command.replace(PAUSE_MARK, " ").split())
+
+
+PAUSE_MARK = "…"
 
 
 @dataclass(frozen=True)
@@ -63,11 +73,15 @@ def build_scene(turns: list[SceneTurn], snr_db: float | None = 15.0, lead_in_s: 
     for turn in turns:
         wake = _trim(synthesize(turn.wake_word, voice=turn.voice))
         pause = np.zeros(int(turn.pause_after_wake_s * SAMPLE_RATE_HZ), np.float32)
-        cmd = _trim(synthesize(turn.command, voice=turn.voice)) if turn.command else np.zeros(0, np.float32)
+        cmd = np.zeros(0, np.float32)
+        gap = np.zeros(int(turn.mid_pause_s * SAMPLE_RATE_HZ), np.float32)
+        for i, part in enumerate(p for p in turn.command.split(PAUSE_MARK) if p.strip()):
+            cmd = np.concatenate([cmd, gap, _trim(synthesize(part.strip(), voice=turn.voice))] if i else
+                                 [_trim(synthesize(part.strip(), voice=turn.voice))])
         tail = np.zeros(int(turn.silence_after_s * SAMPLE_RATE_HZ), np.float32)
         w0 = pos
         c0 = w0 + wake.size + pause.size
-        segments.append(SceneSegment(turn.command, w0 / SAMPLE_RATE_HZ, (w0 + wake.size) / SAMPLE_RATE_HZ,
+        segments.append(SceneSegment(turn.words, w0 / SAMPLE_RATE_HZ, (w0 + wake.size) / SAMPLE_RATE_HZ,
                                      c0 / SAMPLE_RATE_HZ, (c0 + cmd.size) / SAMPLE_RATE_HZ))
         parts += [wake, pause, cmd, tail]
         pos = c0 + cmd.size + tail.size

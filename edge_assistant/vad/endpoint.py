@@ -8,6 +8,8 @@ counts as probability 0. The state machine on those probabilities::
                            |  +--timeout--> idle    v
                            +---------------- listening
     speech --p < offset for trailing_silence_ms, or max_utterance_ms reached--> listening (or idle)
+    speech --p < offset for pause_ms: on_pause(audio so far) says end (now), hold (wait hold_silence_ms)
+             or continue (wait trailing_silence_ms)
 
 All times are stream times in seconds: sample index / 16000, counted from construction or :meth:`reset`.
 Decisions are taken on whole windows only, so the events do not depend on how the caller cuts the stream.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +63,12 @@ class EndpointConfig:
     """Audio kept after the last speech window (at most the trailing silence)."""
     listen_timeout_ms: float = 8000.0
     """Default for :meth:`Endpointer.listen`: give up when no speech starts within this time."""
+    pause_ms: float | None = None
+    """After this much non-speech inside an utterance, ask :attr:`Endpointer.on_pause` whether the words so
+    far are complete (end now), incomplete (wait ``hold_silence_ms``) or neither (wait ``trailing_silence_ms``);
+    None: never ask. At most once per pause; speech that resumes re-arms it."""
+    hold_silence_ms: float = 1500.0
+    """Trailing silence for an utterance the pause judge called incomplete ("set the temperature to …")."""
     max_lookback_ms: float = 2000.0
     """How far in the past :meth:`Endpointer.listen` may start (audio kept for it)."""
     highpass_hz: float | None = 100.0
@@ -81,7 +90,8 @@ class EndpointConfig:
                 f"endpoint offset_threshold={self.offset_threshold} > onset_threshold={self.onset_threshold}: "
                 "the offset must not exceed the onset")
         for name in ("min_speech_ms", "max_onset_gap_ms", "trailing_silence_ms", "min_utterance_ms",
-                     "max_utterance_ms", "pre_roll_ms", "post_roll_ms", "listen_timeout_ms", "max_lookback_ms"):
+                     "max_utterance_ms", "pre_roll_ms", "post_roll_ms", "listen_timeout_ms", "max_lookback_ms",
+                     "hold_silence_ms"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"endpoint {name}={value!r}: expected a finite number of milliseconds >= 0")
@@ -89,6 +99,10 @@ class EndpointConfig:
             raise ConfigError(f"endpoint highpass_hz={self.highpass_hz!r}: expected None or 0 < Hz < 1000")
         if self.trailing_silence_ms <= 0:
             raise ConfigError("endpoint trailing_silence_ms=0: expected > 0")
+        if self.pause_ms is not None and not (isinstance(self.pause_ms, (int, float))
+                                              and 0 < self.pause_ms < self.trailing_silence_ms):
+            raise ConfigError(f"endpoint pause_ms={self.pause_ms!r}: expected None or 0 < ms < trailing_silence_ms "
+                              f"({self.trailing_silence_ms:g})")
         if self.max_utterance_ms <= max(self.min_speech_ms, self.min_utterance_ms):
             raise ConfigError(
                 f"endpoint max_utterance_ms={self.max_utterance_ms}: expected more than min_speech_ms "
@@ -129,7 +143,8 @@ class Utterance:
     audio_start_s: float
     """Stream time of ``audio[0]`` (``start_s`` minus the pre-roll that was available)."""
     reason: str
-    """``silence`` (trailing silence reached), ``max_length`` (forced) or ``end_of_stream`` (flush)."""
+    """``silence`` (trailing silence reached), ``complete`` (the pause judge ended it), ``max_length`` (forced)
+    or ``end_of_stream`` (flush)."""
     audio: np.ndarray = field(repr=False)
 
     kind = "utterance"
@@ -143,6 +158,23 @@ class Utterance:
         return {"start_s": round(self.start_s, 4), "end_s": round(self.end_s, 4),
                 "speech_end_s": round(self.speech_end_s, 4), "detected_s": round(self.detected_s, 4),
                 "audio_start_s": round(self.audio_start_s, 4), "reason": self.reason}
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechPause:
+    """Handed to :attr:`Endpointer.on_pause` when an utterance has paused for ``pause_ms``: the audio so far
+    (as an :class:`Utterance` ending now would carry it)."""
+
+    start_s: float
+    speech_end_s: float
+    """Stream time of the end of the last speech window."""
+    detected_s: float
+    audio_start_s: float
+    audio: np.ndarray = field(repr=False)
+
+
+#: What :attr:`Endpointer.on_pause` returns: end the utterance now, wait ``hold_silence_ms``, or carry on.
+PAUSE_END, PAUSE_HOLD, PAUSE_CONTINUE = "end", "hold", "continue"
 
 
 @dataclass(frozen=True)
@@ -231,6 +263,13 @@ class Endpointer:
             self._vring = self._ring
         self._scratch = np.zeros(self._w, dtype=np.float32)
         self._continuous = listening
+        self._pause = cfg.samples(cfg.pause_ms) if cfg.pause_ms is not None else None
+        self._hold = cfg.samples(cfg.hold_silence_ms)
+        self.on_pause: Callable[[SpeechPause], str] | None = None
+        """Called on the stream's thread, inside :meth:`process`, at the window where a pause reaches
+        ``pause_ms``; returns :data:`PAUSE_END` (the utterance ends here, reason ``complete``),
+        :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`. Deciding there keeps the events independent of
+        how the caller cuts the stream."""
         self.reset()
 
     # --- public API --------------------------------------------------------------------------------
@@ -261,6 +300,8 @@ class Endpointer:
         self._last_speech_end = 0
         self._gap = 0
         self._silence = 0
+        self._trailing_now = self._trailing
+        self._pause_asked = False
         self.last_probability = 0.0
         self._gate_was_open = True
         self._windows = 0
@@ -453,18 +494,46 @@ class Endpointer:
         elif self._state == _SPEECH:
             if prob >= cfg.offset_threshold:
                 self._last_speech_end = end
+                if self._silence:  # speech resumed: the next pause is judged afresh, by the usual rule
+                    self._trailing_now = self._trailing
+                    self._pause_asked = False
                 self._silence = 0
             else:
                 self._silence += self._w
             if end - self._start >= self._max_utt:
                 self._finish(events, self._start + self._max_utt, end, "max_length")
-            elif self._silence >= self._trailing:
+            elif self._silence >= self._trailing_now:
                 self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
+            elif (self._pause is not None and self.on_pause is not None and not self._pause_asked
+                  and self._silence >= self._pause):
+                self._pause_asked = True
+                self._judge_pause(end, events)
+
+    def _judge_pause(self, end: int, events: list[Event]) -> None:
+        sr = SAMPLE_RATE_HZ
+        if self._last_speech_end - self._start < self._min_utt:
+            return  # too short to be a command yet
+        audio_end = min(self._last_speech_end + self._post, end)
+        audio_start = self._audio_start()
+        pause = SpeechPause(self._start / sr, self._last_speech_end / sr, end / sr, audio_start / sr,
+                            self._read(audio_start, audio_end))
+        decision = self.on_pause(pause)
+        if decision == PAUSE_END:
+            self._finish(events, audio_end, end, "complete")
+        elif decision == PAUSE_HOLD:
+            self._trailing_now = max(self._trailing, self._hold)
+        elif decision != PAUSE_CONTINUE:
+            raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'hold' or 'continue'")
+
+    def _audio_start(self) -> int:
+        return max(self._start - self._pre, self._listen_start, self._n - self._capacity, 0)
 
     def _confirm_if_long(self, end: int, events: list[Event]) -> None:
         if self._last_speech_end - self._start >= self._min_speech:
             self._state = _SPEECH
             self._silence = 0
+            self._trailing_now = self._trailing
+            self._pause_asked = False
             events.append(SpeechStart(self._start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ))
             if end - self._start >= self._max_utt:
                 self._finish(events, self._start + self._max_utt, end, "max_length")
@@ -481,7 +550,7 @@ class Endpointer:
         if reason != "max_length" and speech_end - self._start < self._min_utt:
             events.append(SpeechDiscarded(self._start / sr, speech_end / sr, detected / sr))
         else:
-            audio_start = max(self._start - self._pre, self._listen_start, self._n - self._capacity, 0)
+            audio_start = self._audio_start()
             audio = self._read(audio_start, end_sample)
             events.append(Utterance(self._start / sr, end_sample / sr, speech_end / sr, detected / sr,
                                     audio_start / sr, reason, audio))

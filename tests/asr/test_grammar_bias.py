@@ -37,8 +37,12 @@ def test_grammar_accepts_its_sentences_as_whisper_writes_them(bias) -> None:
     for text in ("Set the temperature to 21.5 degrees.", "set heating to 19 degrees", "Navigate to Lake Garda.",
                  "How much charge is left?"):
         assert bias.accepts_text(text), text
-    for text in ("set the temperature to twelve degrees", "navigate to", "how much is left", "play some jazz"):
+    for text in ("set the temperature to twelve degrees", "navigate to", "how much is left", "play some jazz",
+                 "set the temperature to 20122.20122.201 degrees", "set the temperature to 21. 5 degrees"):
         assert not bias.accepts_text(text), text
+    assert bias.accepts_text("set the temperature to 20,5 degrees")  # a decimal comma is a number too
+    assert bias.is_prefix("set the temperature to") and bias.is_prefix("Navigate to")
+    assert not bias.is_prefix("play some")
 
 
 def test_token_walk_allows_only_grammar_continuations(bias, recognizer) -> None:

@@ -196,8 +196,9 @@ def test_unknown_keys_suggest_the_closest_known_key(body: str, key: str, suggest
 
 
 def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path: Path) -> None:
-    msg = _error(_write(tmp_path, "[asr]\nbeam_width = 5\n"))
-    assert "asr.beam_width: unknown key; expected one of: int8, threads, max_command_s" in msg
+    msg = _error(_write(tmp_path, "[asr]\nlanguage = \"de\"\n"))
+    assert "asr.language: unknown key; expected one of: int8, threads, max_command_s, beam_size, grammar" in msg
+    assert "beam_size" in _error(_write(tmp_path, "[asr]\nbeam_width = 5\n"))  # a close match is suggested
 
 
 def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:

@@ -55,9 +55,10 @@ def test_grammar_expression_accepts_every_sampled_car_sentence(tmp_path: Path) -
     from edge_assistant.asr.grammar_bias import GrammarBias
     from edge_assistant.asr.model_cache import load_whisper_files
     from edge_assistant.asr.tokenizer import WhisperTokenizer
-    from edge_assistant.bench.intent import grammar_expression, load_labels
+    from edge_assistant.bench.intent import load_labels
     from edge_assistant.core.errors import DataFormatError, ModelFileError
     from edge_assistant.intents.sample import sample_grammar
+    from edge_assistant.pipeline.grammar_link import grammar_expression
 
     try:
         files = load_whisper_files(None, int8=True)
@@ -69,6 +70,11 @@ def test_grammar_expression_accepts_every_sampled_car_sentence(tmp_path: Path) -
     samples = sample_grammar(matcher.grammar, 6, seed=11)
     assert [s.text for s in samples if not bias.accepts_text(s.text)] == []
     assert not bias.accepts_text("what is the capital of France")
+    # Every beginning of a sentence is a prefix of the grammar; a sentence is not one of its proper prefixes.
+    for s in samples:
+        words = s.text.split()
+        assert all(bias.is_prefix(" ".join(words[:k])) for k in range(1, len(words) + 1)), s.text
+    assert not bias.is_prefix("what is the capital")
     bad = tmp_path / "labels.json"
     bad.write_text(json.dumps({"a.wav": {"slots": {}}}), encoding="utf-8")
     with pytest.raises(DataFormatError, match="a.wav"):

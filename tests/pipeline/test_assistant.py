@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_assistant.audio import speech_synth
-from edge_assistant.pipeline import Assistant, AssistantConfig, ListenTimedOut, Replied, WakeHeard
+from edge_assistant.pipeline import Assistant, AssistantConfig, ListenTimedOut, Replied, Responder, WakeHeard
 from edge_assistant.pipeline.scene import SceneTurn, build_scene
 
 pytestmark = pytest.mark.skipif(not speech_synth.available(),
@@ -51,7 +51,7 @@ def _assistant(router, recognizer, **config) -> Assistant:
     from edge_assistant.vad.endpoint import Endpointer
     from edge_assistant.wakeword.engine import build_engine
 
-    return Assistant(build_engine("alexa"), Endpointer(listening=False), recognizer, router,
+    return Assistant(build_engine("alexa"), Endpointer(listening=False), Responder(recognizer, router),
                      AssistantConfig(**config))
 
 

@@ -19,6 +19,7 @@ from edge_assistant.pipeline import (
     FollowUpOpened,
     ListenTimedOut,
     Replied,
+    Responder,
     WakeHeard,
 )
 from edge_assistant.pipeline.scene import SceneTurn, build_scene
@@ -54,7 +55,7 @@ def _assistant(router, recognizer, **config) -> Assistant:
     from edge_assistant.vad.endpoint import Endpointer
     from edge_assistant.wakeword.engine import build_engine
 
-    return Assistant(build_engine("alexa"), Endpointer(listening=False), recognizer, router,
+    return Assistant(build_engine("alexa"), Endpointer(listening=False), Responder(recognizer, router),
                      AssistantConfig(**config))
 
 

@@ -12,6 +12,9 @@ import pytest
 from edge_assistant.audio.noise import car_cabin_noise, mix_at_snr
 from edge_assistant.core.errors import ConfigError, DataFormatError
 from edge_assistant.vad.endpoint import (
+    PAUSE_CONTINUE,
+    PAUSE_END,
+    PAUSE_HOLD,
     EndpointConfig,
     Endpointer,
     ListenTimeout,
@@ -279,3 +282,53 @@ def test_listen_in_the_future_ignores_what_comes_before(short_clips: list[np.nda
     events = _run(ep, x, _fixed(640, len(x)))
     (u,) = [e for e in events if isinstance(e, Utterance)]
     assert u.audio_start_s >= at_s and u.start_s <= at_s + 0.3 + 0.1 + 0.1
+
+
+def _judged(decision: str, x: np.ndarray, vad: SileroVad, sizes, **cfg) -> tuple[list, list]:
+    """Events of ``x`` with a pause judge that always answers ``decision``, and the pauses it was shown."""
+    ep = Endpointer(EndpointConfig(pause_ms=200.0, **cfg), vad=vad)
+    pauses: list = []
+
+    def judge(pause) -> str:
+        pauses.append(pause)
+        return decision
+
+    ep.on_pause = judge
+    return _run(ep, x, sizes), pauses
+
+
+def test_a_complete_pause_ends_the_utterance_at_once(two_sentences: np.ndarray, vad: SileroVad) -> None:
+    x = two_sentences
+    plain = find_utterances(x, vad=vad)
+    events, pauses = _judged(PAUSE_END, x, vad, _fixed(512, len(x)))
+    ended = [e for e in events if isinstance(e, Utterance)]
+    assert len(ended) == len(plain) == 2 and len(pauses) == 2
+    for u, p, ref in zip(ended, pauses, plain, strict=True):
+        assert u.reason == "complete"
+        assert u.start_s == ref.start_s and u.speech_end_s == ref.speech_end_s  # same speech, decided earlier
+        assert u.detected_s == p.detected_s == pytest.approx(u.speech_end_s + 0.2, abs=0.033)
+        assert ref.detected_s - u.detected_s == pytest.approx(0.5, abs=0.033)
+        np.testing.assert_array_equal(u.audio, p.audio)  # the judge saw exactly the audio that is answered
+    for sizes in (_fixed(1, len(x)), _fixed(1280, len(x)), list(np.random.default_rng(5).integers(0, 3000, len(x)))):
+        got, _ = _judged(PAUSE_END, x, vad, sizes)
+        assert [_key(e) for e in got] == [_key(e) for e in events]  # decided on the same window
+
+
+def test_continue_changes_nothing_and_hold_waits_longer(two_sentences: np.ndarray, vad: SileroVad) -> None:
+    x = two_sentences
+    plain = [_key(e) for e in _run(Endpointer(vad=vad), x, _fixed(512, len(x)))]
+    events, pauses = _judged(PAUSE_CONTINUE, x, vad, _fixed(512, len(x)))
+    assert [_key(e) for e in events] == plain and len(pauses) == 2
+    # Held: the first sentence waits 1.6 s of silence, longer than the 1.5 s gap, so both become one utterance.
+    held, pauses = _judged(PAUSE_HOLD, x, vad, _fixed(512, len(x)), hold_silence_ms=1600.0)
+    (u,) = [e for e in held if isinstance(e, Utterance)]
+    first, second = find_utterances(x, vad=vad)
+    assert u.start_s == first.start_s and u.speech_end_s == second.speech_end_s
+    assert len(pauses) == 2  # asked again at the pause after the second sentence
+
+
+def test_pause_judge_errors_are_named(two_sentences: np.ndarray, vad: SileroVad) -> None:
+    with pytest.raises(ConfigError, match="on_pause returned 'maybe'"):
+        _judged("maybe", two_sentences, vad, _fixed(512, len(two_sentences)))
+    with pytest.raises(ConfigError, match="pause_ms=800"):
+        EndpointConfig(pause_ms=800.0)

@@ -1,0 +1,94 @@
+"""End of turn: has the driver finished the command? Decided at each pause from the words so far.
+
+A fixed trailing silence makes every reply wait for it, and a long one cuts nobody off but makes every
+answer late. Instead, when a command pauses for ``pause_ms`` (the endpointer's :class:`SpeechPause`), its
+audio so far is recognised at once, speculatively, and judged:
+
+* **complete**: the recogniser's own text (before the grammar had a say) matches an intent with at least
+  ``min_confidence``: the command ends here and its recognition is the one answered (no second ASR);
+* **incomplete**: no intent yet, and that text is the beginning of a sentence of the grammar ("set the
+  temperature to", "navigate to") or Whisper did not close it as a sentence (no final ``.``, ``?`` or ``!``,
+  or a trailing ``...``: its language model ends what sounds finished and leaves the rest open, which also
+  holds when noise garbles the words, "Sad, look and preach your two"): wait ``hold_silence_ms`` instead of
+  the usual trailing silence, so that a driver who pauses mid-sentence is not cut off;
+* **complete by the grammar**: the free text is neither, but the grammar-aware recognition found a sentence
+  of the grammar that matches an intent ("Why is the title I song?" → "Why is the tire light on?"): ended;
+* otherwise the usual trailing silence decides (speech that is no command ends as it always did).
+
+The free text is asked first because grammar-constrained decoding turns unfinished audio into the nearest
+whole sentence ("set the temperature to" → "… to 20"); an unfinished sentence is recognised as such by its
+free text. A speaker who pauses after a complete command and then goes on ("turn on the seat heating … on
+the left") is answered after the first part: the price of a reply the moment the command is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_assistant.core.errors import ConfigError
+from edge_assistant.intents.matcher import UNKNOWN, Intent
+from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_HOLD
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EndOfTurnConfig:
+    min_confidence: float = 0.8
+    """Intent confidence (1.0 = the grammar matched the text as it is) needed to end a command at a pause."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_confidence <= 1.0:
+            raise ConfigError(f"end of turn min_confidence={self.min_confidence!r}: expected 0 < value <= 1")
+
+
+class EndOfTurn:
+    """``judge(audio)`` → (decision, heard): :data:`PAUSE_END` with the recognition to answer,
+    :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE` with None.
+
+    ``hear``: audio → :class:`~edge_assistant.pipeline.assistant.Heard` (the responder's); ``match``: text →
+    :class:`Intent` (the matcher's); ``is_prefix``: text → can it still become a sentence of the grammar
+    (:class:`~edge_assistant.pipeline.grammar_link.PrefixTest`; None: never hold).
+    """
+
+    def __init__(self, hear: Callable[[np.ndarray], object], match: Callable[[str], Intent],
+                 is_prefix: Callable[[str], bool] | None = None, config: EndOfTurnConfig | None = None) -> None:
+        self.hear = hear
+        self.match = match
+        self.is_prefix = is_prefix
+        self.config = config or EndOfTurnConfig()
+        self.judged = 0
+        self.ended = 0
+        self.held = 0
+
+    def judge(self, audio: np.ndarray) -> tuple[str, object | None]:
+        self.judged += 1
+        heard = self.hear(audio)
+        free = heard.free_text
+        if self._sure(heard.intent if free == heard.text else self.match(free)):
+            return self._end(heard, free)
+        if free and (_open_ended(free) or (self.is_prefix is not None and self.is_prefix(free))):
+            self.held += 1
+            log.debug("pause after %r: incomplete, waiting longer", free)
+            return PAUSE_HOLD, None
+        if free != heard.text and self._sure(heard.intent):
+            return self._end(heard, free)
+        return PAUSE_CONTINUE, None
+
+    def _sure(self, intent: Intent) -> bool:
+        return intent.name != UNKNOWN and intent.confidence >= self.config.min_confidence
+
+    def _end(self, heard: object, free: str) -> tuple[str, object]:
+        self.ended += 1
+        log.debug("pause after %r: complete (%s: %r)", free, heard.intent.name, heard.text)
+        return PAUSE_END, heard
+
+
+def _open_ended(text: str) -> bool:
+    """Whisper left the sentence open: no final full stop, question or exclamation mark, or an ellipsis."""
+    t = text.rstrip()
+    return not t.endswith((".", "?", "!")) or t.endswith(("...", "…"))

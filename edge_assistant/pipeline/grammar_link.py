@@ -1,0 +1,79 @@
+"""The active grammar, handed to the stages before the matcher that can use it.
+
+The recogniser takes a grammar as plain expressions (:mod:`edge_assistant.asr.grammar_bias`: it knows nothing
+of intents) and the end-of-turn judge asks whether the words so far can still become a sentence of it. Both
+come from the matcher's hassil grammar here, the one place that knows both sides. Nothing is expanded: the
+car domain's templates stand for millions of sentences.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from edge_assistant.asr import grammar_bias as gb
+from edge_assistant.intents.tolerant import TolerantConfig, clean
+
+
+def grammar_expression(grammar: Any) -> list:
+    """The grammar's sentence templates as expressions for :class:`~edge_assistant.asr.grammar_bias.GrammarBias`
+    (range slots become NUMBER, wildcard slots ANY, text lists their values)."""
+    intents = grammar.intents
+    out: list = []
+    for intent in intents.intents.values():
+        for data in intent.data:
+            rules = {**intents.expansion_rules, **data.expansion_rules}
+            lists = {**intents.slot_lists, **data.slot_lists}
+            out += [_expr(s.expression, rules, lists) for s in data.sentences]
+    return out
+
+
+def _expr(e: Any, rules: dict, lists: dict) -> Any:
+    from hassil import (
+        Alternative,
+        ListReference,
+        Permutation,
+        RangeSlotList,
+        RuleReference,
+        TextChunk,
+        TextSlotList,
+    )
+    from hassil import Sequence as Seq
+
+    if isinstance(e, TextChunk):
+        return e.text
+    if isinstance(e, Alternative):
+        items = [_expr(i, rules, lists) for i in e.items]
+        return gb.alt(*items, "") if e.is_optional else gb.alt(*items)
+    if isinstance(e, Permutation):
+        parts = [_expr(i, rules, lists) for i in e.items]
+        return gb.alt(*(gb.seq(*[x for p in order for x in (p, " ")]) for order in itertools.permutations(parts)))
+    if isinstance(e, Seq):
+        return gb.seq(*(_expr(i, rules, lists) for i in e.items))
+    if isinstance(e, RuleReference):
+        return _expr(rules[e.rule_name].expression, rules, lists)
+    if isinstance(e, ListReference):
+        lst = None if e.is_inline_range else lists[e.list_name]
+        if lst is None or isinstance(lst, RangeSlotList):
+            return gb.seq(" ", gb.NUMBER, " ")
+        if isinstance(lst, TextSlotList):
+            return gb.seq(" ", gb.alt(*(_expr(v.text_in, rules, lists) for v in lst.values)), " ")
+        return gb.seq(" ", gb.ANY, " ")
+    raise TypeError(f"unknown hassil expression {type(e).__name__}")
+
+
+def recognition_grammar(matcher: Any, tokenizer: Any, config: gb.GrammarBiasConfig | None = None) -> gb.GrammarBias:
+    """The matcher's grammar compiled for the recogniser (``tokenizer``: the recogniser's)."""
+    return gb.GrammarBias(grammar_expression(matcher.grammar), tokenizer, config)
+
+
+class PrefixTest:
+    """``test(text)``: True when ``text``, cleaned as the matcher cleans it (number words as digits, fillers
+    dropped), is the beginning of a sentence of the grammar ("set the temperature to")."""
+
+    def __init__(self, bias: gb.GrammarBias, tolerant: TolerantConfig | None = None) -> None:
+        self.bias = bias
+        self.tolerant = tolerant or TolerantConfig()
+
+    def __call__(self, text: str) -> bool:
+        return self.bias.is_prefix(clean(text, self.tolerant).text)
