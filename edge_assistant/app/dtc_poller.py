@@ -107,9 +107,17 @@ class DtcPoller:
 
     def request(self, wait_s: float = 0.0) -> bool:
         """Poll now; wait up to ``wait_s`` for that round to finish (True when it did)."""
+        return self.wait_round(self.start_round(), wait_s)
+
+    def start_round(self) -> int:
+        """Start a poll now without waiting; returns the round to pass to :meth:`wait_round`."""
         with self._round_done:
-            target = self._rounds + (2 if self._busy else 1)
+            target = self._rounds + (2 if self._busy else 1)  # a round already running began before the request
         self._wake.set()
+        return target
+
+    def wait_round(self, target: int, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` for round ``target`` (from :meth:`start_round`) to finish (True when it did)."""
         if wait_s <= 0:
             return False
         with self._round_done:

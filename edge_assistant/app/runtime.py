@@ -74,15 +74,23 @@ class RunStats:
 
 
 class _OnDemandRouter:
-    """Before a question about warnings, asks the poller for fresh trouble codes (waiting a bounded time)."""
+    """Before a question about warnings, makes sure the trouble codes are fresh (waiting a bounded time). The
+    read starts at the wake word (:meth:`prefetch`), so it runs while the driver speaks and is usually done
+    by the time the question is understood; without one it starts at the question."""
 
     def __init__(self, router: Any, poller: Any) -> None:
         self.router = router
         self.poller = poller
+        self._round: int | None = None
+
+    def prefetch(self) -> None:
+        if self.poller is not None:
+            self._round = self.poller.start_round()
 
     def answer(self, intent: Any) -> Any:
+        target, self._round = self._round, None
         if self.poller is not None and intent.name in ON_DEMAND_INTENTS:
-            self.poller.request(wait_s=DTC_ON_DEMAND_WAIT_S)
+            self.poller.wait_round(target if target is not None else self.poller.start_round(), DTC_ON_DEMAND_WAIT_S)
         return self.router.answer(intent)
 
 
@@ -106,6 +114,7 @@ class App:
         self.uplink = None
         self.assistant = None
         self._responder = None
+        self._on_demand: _OnDemandRouter | None = None
         self._commands: queue.Queue = queue.Queue(RESPONDER_QUEUE)
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -132,7 +141,8 @@ class App:
         router = build_agents(cfg, self.vehicle)
         self._trip = getattr(router.travel, "trip", None)
         sp = cfg.speech
-        self.assistant = build_assistant(cfg, stages, _OnDemandRouter(router, self.vehicle.poller),
+        self._on_demand = _OnDemandRouter(router, self.vehicle.poller)
+        self.assistant = build_assistant(cfg, stages, self._on_demand,
                                          assistant_config=AssistantConfig(
             speech_tail_s=sp.tail_ms / 1000.0, barge_in_threshold=sp.barge_in_threshold if sp.barge_in else None),
                                          defer_answers=True)
@@ -233,6 +243,7 @@ class App:
                 self._commands.put(ev)
         elif ev.kind == "wake":
             self.stats.wakes += 1
+            self._on_demand.prefetch()  # fresh trouble codes while the driver speaks
             if getattr(ev, "barge_in", False):
                 self.stats.barge_ins += 1
                 if self.speech is not None:

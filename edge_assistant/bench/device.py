@@ -75,34 +75,44 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-class _Microphone(threading.Thread):
-    """Writes the scene, looped, into the FIFO that ALSA reads as the microphone."""
+class Microphone(threading.Thread):
+    """Writes the scene (looped, or once and then silence) into the FIFO that ALSA reads as the microphone.
 
-    def __init__(self, fifo: Path, pcm48: np.ndarray, cfg: DeviceBenchConfig, app: Any, ring_samples: int) -> None:
+    In real time each ``chunk_ms`` block is written when its last sample has been "spoken" (``t0`` + its end
+    / speed), as a microphone delivers a period once it is full: sample ``n`` exists at ``t0 + n / rate``."""
+
+    def __init__(self, fifo: Path, pcm48: np.ndarray, cfg: DeviceBenchConfig, app: Any, ring_samples: int,
+                 chunk_ms: int = CHUNK_MS, loop: bool = True) -> None:
         super().__init__(name="bench-microphone", daemon=True)
         self.fifo, self.pcm48, self.cfg, self.app = fifo, pcm48, cfg, app
         self.ring_samples = ring_samples
+        self.chunk = DEVICE_RATE_HZ * chunk_ms // 1000
+        self.loop = loop
         self.stop_event = threading.Event()
         self.go = threading.Event()  # set once the device is up: the microphone talks from then on
         self.written_16k = 0
+        self.t0: float | None = None
+        """``time.monotonic()`` at which the first sample was spoken."""
         os.mkfifo(fifo)
         self.fd = os.open(fifo, os.O_RDWR)
         fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, 1 << 16)
 
     def run(self) -> None:
-        chunk = DEVICE_RATE_HZ * CHUNK_MS // 1000
+        chunk = self.chunk
         total = int(self.cfg.seconds * DEVICE_RATE_HZ) + DEVICE_RATE_HZ  # a second more than the run takes
         pos = 0
         try:
             while not self.go.wait(0.1):
                 if self.stop_event.is_set():
                     return
-            t0 = time.monotonic()
+            t0 = self.t0 = time.monotonic()
             while pos < total and not self.stop_event.is_set():
                 i = pos % self.pcm48.size
                 block = self.pcm48[i : i + chunk]
+                if not self.loop and pos >= self.pcm48.size:
+                    block = np.zeros(chunk, np.int16)
                 if self.cfg.speed is not None:
-                    due = t0 + pos / DEVICE_RATE_HZ / self.cfg.speed
+                    due = t0 + (pos + block.size) / DEVICE_RATE_HZ / self.cfg.speed
                     if self.stop_event.wait(max(0.0, due - time.monotonic())):
                         break
                 else:  # back-pressure: stay within half a ring of what the pipeline took
@@ -149,13 +159,18 @@ class _CanLoad(threading.Thread):
 
 def scene_at_device_rate(commands: tuple[str, ...], snr_db: float, seed: int) -> tuple[Any, np.ndarray]:
     """The cabin scene (:func:`~edge_assistant.pipeline.scene.build_scene`) and its int16 audio at 48 kHz."""
-    from edge_assistant.audio.frontend import resample
     from edge_assistant.pipeline.scene import SceneTurn, build_scene
 
     scene = build_scene([SceneTurn(c) for c in commands], snr_db=snr_db, seed=seed)
-    pcm48 = np.clip(np.round(resample(scene.pcm.astype(np.float32) / 32768.0, 16000, DEVICE_RATE_HZ) * 32768.0),
-                    -32768, 32767).astype(np.int16)
-    return scene, pcm48
+    return scene, resample_to_device(scene.pcm)
+
+
+def resample_to_device(pcm16k: np.ndarray) -> np.ndarray:
+    """int16 audio at 16 kHz → int16 at the device microphone's 48 kHz (the C resampler)."""
+    from edge_assistant.audio.frontend import resample
+
+    return np.clip(np.round(resample(pcm16k.astype(np.float32) / 32768.0, 16000, DEVICE_RATE_HZ) * 32768.0),
+                   -32768, 32767).astype(np.int16)
 
 
 def fifo_microphone(work_dir: Path) -> Path:
@@ -240,7 +255,7 @@ def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = Non
     load = None
     sampler_stop = threading.Event()
     try:
-        mic = _Microphone(fifo, pcm48, cfg, app, round(config.audio.ring_buffer_s * 16000))
+        mic = Microphone(fifo, pcm48, cfg, app, round(config.audio.ring_buffer_s * 16000))
         mic.start()  # the FIFO must exist before ALSA opens the PCM
         app.load()
         load_s = time.perf_counter() - t_load

@@ -213,7 +213,7 @@ class EndpointSettings:
     """Audio kept after the last speech window."""
     listen_timeout_ms: float = 8000.0
     """After the wake word, give up when no speech starts within this time."""
-    pause_ms: float = 200.0
+    pause_ms: float = 160.0
     """After this much silence the words so far are recognised: a complete command is answered at once, an
     unfinished sentence waits ``hold_silence_ms`` (``pipeline/end_of_turn.py``); 0 turns it off."""
     hold_silence_ms: float = 1500.0

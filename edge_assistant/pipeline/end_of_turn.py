@@ -7,12 +7,13 @@ audio so far is recognised at once, speculatively, and judged:
 * **complete**: the recogniser's own text (before the grammar had a say) matches an intent with at least
   ``min_confidence``: the command ends here and its recognition is the one answered (no second ASR);
 * **incomplete**: no intent yet, and that text is the beginning of a sentence of the grammar ("set the
-  temperature to", "navigate to") or Whisper did not close it as a sentence (no final ``.``, ``?`` or ``!``,
-  or a trailing ``...``: its language model ends what sounds finished and leaves the rest open, which also
-  holds when noise garbles the words, "Sad, look and preach your two"): wait ``hold_silence_ms`` instead of
-  the usual trailing silence, so that a driver who pauses mid-sentence is not cut off;
+  temperature to", "navigate to"): wait ``hold_silence_ms`` instead of the usual trailing silence, so that
+  a driver who pauses mid-sentence is not cut off;
 * **complete by the grammar**: the free text is neither, but the grammar-aware recognition found a sentence
   of the grammar that matches an intent ("Why is the title I song?" → "Why is the tire light on?"): ended;
+* **left open**: none of these, and Whisper did not close the text as a sentence (no final ``.``, ``?`` or
+  ``!``, or a trailing ``...``: its language model ends what sounds finished, and noise often garbles the
+  first half of a paused command, "Sad, look and preach your two"): held as incomplete;
 * otherwise the usual trailing silence decides (speech that is no command ends as it always did).
 
 The free text is asked first because grammar-constrained decoding turns unfinished audio into the nearest
@@ -71,13 +72,18 @@ class EndOfTurn:
         free = heard.free_text
         if self._sure(heard.intent if free == heard.text else self.match(free)):
             return self._end(heard, free)
-        if free and (_open_ended(free) or (self.is_prefix is not None and self.is_prefix(free))):
-            self.held += 1
-            log.debug("pause after %r: incomplete, waiting longer", free)
-            return PAUSE_HOLD, None
+        if free and self.is_prefix is not None and self.is_prefix(free):
+            return self._hold(free)
         if free != heard.text and self._sure(heard.intent):
             return self._end(heard, free)
+        if free and _open_ended(free):
+            return self._hold(free)
         return PAUSE_CONTINUE, None
+
+    def _hold(self, free: str) -> tuple[str, None]:
+        self.held += 1
+        log.debug("pause after %r: incomplete, waiting longer", free)
+        return PAUSE_HOLD, None
 
     def _sure(self, intent: Intent) -> bool:
         return intent.name != UNKNOWN and intent.confidence >= self.config.min_confidence

@@ -8,7 +8,7 @@ counts as probability 0. The state machine on those probabilities::
                            |  +--timeout--> idle    v
                            +---------------- listening
     speech --p < offset for trailing_silence_ms, or max_utterance_ms reached--> listening (or idle)
-    speech --p < offset for pause_ms: on_pause(audio so far) says end (now), hold (wait hold_silence_ms)
+    speech --p < onset for pause_ms: on_pause(audio so far) says end (now), hold (wait hold_silence_ms)
              or continue (wait trailing_silence_ms)
 
 All times are stream times in seconds: sample index / 16000, counted from construction or :meth:`reset`.
@@ -64,9 +64,11 @@ class EndpointConfig:
     listen_timeout_ms: float = 8000.0
     """Default for :meth:`Endpointer.listen`: give up when no speech starts within this time."""
     pause_ms: float | None = None
-    """After this much non-speech inside an utterance, ask :attr:`Endpointer.on_pause` whether the words so
-    far are complete (end now), incomplete (wait ``hold_silence_ms``) or neither (wait ``trailing_silence_ms``);
-    None: never ask. At most once per pause; speech that resumes re-arms it."""
+    """After this long below the onset threshold inside an utterance, ask :attr:`Endpointer.on_pause` whether
+    the words so far are complete (end now), incomplete (wait ``hold_silence_ms``) or neither (wait
+    ``trailing_silence_ms``); None: never ask. Counted below the onset and not the offset threshold because
+    Silero's probability decays over 100-250 ms after the last word while staying above the offset. At most
+    once per pause; speech that clearly resumes (at or above the onset threshold) re-arms it."""
     hold_silence_ms: float = 1500.0
     """Trailing silence for an utterance the pause judge called incomplete ("set the temperature to …")."""
     max_lookback_ms: float = 2000.0
@@ -300,6 +302,7 @@ class Endpointer:
         self._last_speech_end = 0
         self._gap = 0
         self._silence = 0
+        self._quiet = 0
         self._trailing_now = self._trailing
         self._pause_asked = False
         self.last_probability = 0.0
@@ -494,18 +497,22 @@ class Endpointer:
         elif self._state == _SPEECH:
             if prob >= cfg.offset_threshold:
                 self._last_speech_end = end
-                if self._silence:  # speech resumed: the next pause is judged afresh, by the usual rule
-                    self._trailing_now = self._trailing
-                    self._pause_asked = False
                 self._silence = 0
             else:
                 self._silence += self._w
+            if prob >= cfg.onset_threshold:
+                if self._quiet:  # speech clearly resumed: the next pause is judged afresh, by the usual rule
+                    self._trailing_now = self._trailing
+                    self._pause_asked = False
+                self._quiet = 0
+            else:
+                self._quiet += self._w
             if end - self._start >= self._max_utt:
                 self._finish(events, self._start + self._max_utt, end, "max_length")
             elif self._silence >= self._trailing_now:
                 self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
             elif (self._pause is not None and self.on_pause is not None and not self._pause_asked
-                  and self._silence >= self._pause):
+                  and self._quiet >= self._pause):
                 self._pause_asked = True
                 self._judge_pause(end, events)
 
@@ -532,6 +539,7 @@ class Endpointer:
         if self._last_speech_end - self._start >= self._min_speech:
             self._state = _SPEECH
             self._silence = 0
+            self._quiet = 0
             self._trailing_now = self._trailing
             self._pause_asked = False
             events.append(SpeechStart(self._start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ))

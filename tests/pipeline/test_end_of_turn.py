@@ -51,7 +51,7 @@ def _assistant(parts, judged: bool) -> Assistant:
 
     recognizer, router, matcher, bias, prefix = parts
     responder = Responder(recognizer, router, matcher.match, grammar=bias)
-    endpointer = Endpointer(EndpointConfig(trailing_silence_ms=TRAILING_S * 1000, pause_ms=200.0 if judged else None),
+    endpointer = Endpointer(EndpointConfig(trailing_silence_ms=TRAILING_S * 1000, pause_ms=160.0 if judged else None),
                             listening=False)
     judge = EndOfTurn(responder.hear, matcher.match, prefix) if judged else None
     return Assistant(build_engine("alexa"), endpointer, responder, end_of_turn=judge)
