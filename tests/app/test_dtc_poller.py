@@ -91,6 +91,34 @@ def test_on_demand_request_runs_a_fresh_round_and_stop_is_prompt(channel: str) -
             assert poller.stop(timeout_s=5.0)
 
 
+def test_a_round_started_at_the_wake_word_serves_the_question(channel: str) -> None:
+    """The runtime starts a read at the wake word and, for a warnings question, waits for that same round: a
+    code set before the wake word is in the answer, and the wait ends with the round."""
+    from edge_assistant.app.runtime import _OnDemandRouter
+    from edge_assistant.intents import Intent
+
+    class Router:
+        def answer(self, intent: Intent) -> object:
+            return poller.readout()
+
+    codes = Codes()
+    poller = DtcPoller(_config(channel))
+    router = _OnDemandRouter(Router(), poller)
+    with demo_ecus(None, codes, channel=channel):
+        poller.start()
+        try:
+            assert poller.request(wait_s=10.0)  # the first round, before the code
+            codes.now = [("P0AA6", TEST_FAILED)]
+            router.prefetch()  # the wake word
+            readout = router.answer(Intent("vehicle.warnings", "what does the warning light mean", 1.0))
+            assert [e.code for e in readout.entries] == ["P0AA6"]
+            rounds = poller.stats.polls
+            router.answer(Intent("vehicle.range", "how far can I drive", 1.0))  # no wait, no new round
+            assert poller.stats.polls == rounds
+        finally:
+            assert poller.stop(timeout_s=5.0)
+
+
 def test_disabled_or_empty_diagnostics_start_no_thread(channel: str) -> None:
     cfg = _config(channel)
     off = replace(cfg, diagnostics=replace(cfg.diagnostics, enabled=False))
