@@ -35,6 +35,10 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+_END_HOW = {"complete": "a complete command at the first pause", "silence": "after the trailing silence",
+            "max_length": "the longest command", "end_of_stream": "end of the audio"}
+
+
 def print_event(out, ev) -> None:
     """One pipeline event (wake, listen time-out, reply) as lines for a person."""
     if ev.kind == "wake":
@@ -43,8 +47,8 @@ def print_event(out, ev) -> None:
         out.write(f"[{ev.time_s:6.2f} s] no command followed; back to waiting for the wake word\n")
     elif ev.kind == "reply":
         out.write(f"[{ev.speech_end_s:6.2f} s] heard: \"{ev.text}\"  -> intent {ev.intent.name}"
-                  f" (ASR {ev.asr_ms:.0f} ms, answer {ev.reply_latency_ms:.0f} ms after end of speech"
-                  f" + {ev.endpoint_delay_s:.1f} s trailing silence)\n")
+                  f" (ASR {ev.asr_ms:.0f} ms; answered {1000 * ev.endpoint_delay_s + ev.reply_latency_ms:.0f} ms"
+                  f" after the speech ended: {_END_HOW.get(ev.end_reason, ev.end_reason)})\n")
         print_answer(out, ev.answer, indent="           ", prefix=f"{ev.answer.agent}: ", most=6)
     out.flush()
 
