@@ -256,23 +256,22 @@ class GrammarBias:
     def can_end(self, state: frozenset[int]) -> bool:
         return not self._ends.isdisjoint(state)
 
-    def is_prefix(self, text: str) -> bool:
-        """True when ``text`` is the beginning of at least one sentence of the grammar (or a whole one)."""
+    def _walk_text(self, text: str) -> frozenset[int]:
+        """The state after a transcript's text (empty: it left the grammar)."""
         s = self._nfa.move(self._start, " ")
         for c in text.strip().lower():
             s = self._nfa.move(s, c)
             if not s:
-                return False
-        return True
+                break
+        return s
+
+    def is_prefix(self, text: str) -> bool:
+        """True when ``text`` is the beginning of at least one sentence of the grammar (or a whole one)."""
+        return bool(self._walk_text(text))
 
     def accepts_text(self, text: str) -> bool:
         """True when ``text`` (a transcript) is a sentence of the grammar."""
-        s = self._nfa.move(self._start, " ")
-        for c in text.strip().lower():
-            s = self._nfa.move(s, c)
-            if not s:
-                return False
-        return self.can_end(s)
+        return self.can_end(self._walk_text(text))
 
     def expand(self, state: frozenset[int], logprobs: np.ndarray, tokenizer: WhisperTokenizer
                ) -> Iterator[tuple[int, frozenset[int]]]:
