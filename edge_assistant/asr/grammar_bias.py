@@ -65,9 +65,11 @@ class GrammarBiasConfig:
 
     mode: str = "constrain"
     """"constrain": constrained beam search; "rescore": pick from the free beam's n-best (needs beam > 1)."""
-    max_drop: float = 1.0
-    """Largest loss in log-probability per token (nats) accepted for a grammar transcript over the free one
-    (a round value set before measuring; not tuned on any test set)."""
+    max_drop: float = 2.0
+    """Largest loss in log-probability per token (nats) accepted for a grammar transcript over the free one.
+    Chosen on development sets only (88 synthetic commands of sampling seed 8, 100 synthetic non-command
+    sentences): 1.0 → 2.0 took command acceptance from 70.5 to 77.3 % clean and 39.8 to 48.9 % in car noise at
+    6 dB, with the same false accepts on the non-commands (2 clean, 3 in noise, all "let's go to …")."""
     beam_size: int = 4
     """Beams of the constrained search (independent of the free decoding's beam)."""
     top_k: int = 40
