@@ -9,6 +9,7 @@ assistant: the reply text is printed and logged either way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,23 @@ from edge_assistant.audio.speech_synth import SpeechSynthError, synthesize
 from edge_assistant.core.config import SpeechSettings
 
 log = logging.getLogger(__name__)
+
+_BRACKETS = re.compile(r"\s*\([^()]*\)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def spoken(text: str, max_chars: int) -> str:
+    """What a driver hears of an answer: without bracketed details ("(read just now)"), whole sentences up to
+    ``max_chars`` (at least the first; 0: no limit)."""
+    text = " ".join(_BRACKETS.sub("", text).split())
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    out = ""
+    for sentence in _SENTENCE_END.split(text):
+        if out and len(out) + 1 + len(sentence) > max_chars:
+            break
+        out = f"{out} {sentence}" if out else sentence
+    return out
 
 
 class SpeechOut:
@@ -29,8 +47,8 @@ class SpeechOut:
         self.speaker = Speaker(settings.device, settings.sample_rate_hz, on_event=on_event)
 
     def say(self, text: str, tag: Any = None) -> None:
-        """Synthesise ``text`` and queue it for playback (returns once synthesised)."""
-        text = text.strip()
+        """Synthesise what is spoken of ``text`` (:func:`spoken`) and queue it (returns once synthesised)."""
+        text = spoken(text, self.settings.max_spoken_chars)
         if not text:
             return
         try:

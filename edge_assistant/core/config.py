@@ -1,7 +1,8 @@
 """The device configuration: one TOML file, read with :mod:`tomllib`, as a frozen :class:`DeviceConfig`.
 
 Sections: ``[audio]``, ``[[wake]]`` (one per wake word), ``[noise_suppression]``, ``[asr]``, ``[endpoint]``,
-``[speech]``, ``[vehicle]``, ``[diagnostics]`` with ``[[diagnostics.ecus]]``, ``[gnss]``, ``[uplink]``, ``[demo_car]``, ``[paths]``.
+``[speech]``, ``[vehicle]``, ``[diagnostics]`` with ``[[diagnostics.ecus]]``, ``[gnss]``, ``[uplink]``, ``[llm]``,
+``[demo_car]``, ``[paths]``.
 ``firmware/config/demo.toml`` and ``firmware/config/kona-ev.toml`` comment every key. A key left out takes
 the default of its field below; together the defaults are the embedded demo, the demo EV on python-can's
 virtual bus (:func:`default_config`, equal to ``demo.toml``).
@@ -71,6 +72,7 @@ PACKAGE_PREFIX = "package:"
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # vehicle ids: safe in MQTT topics and file names
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")  # shipped wake heads, DTC tables
 _VOICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,63}")  # espeak-ng voices: en-gb, en-us+f3
+_ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")  # environment variable names as conventionally written
 
 
 def _package_root() -> Path:
@@ -261,9 +263,13 @@ class SpeechSettings:
     listening; false: every wake word during a reply is suppressed."""
     barge_in_threshold: float = 0.9
     """Wake score needed while the assistant speaks (its own voice may raise lesser scores)."""
+    max_spoken_chars: int = 300
+    """Speak the answer's first sentences up to about this many characters, without the bracketed details (the
+    whole text is printed and logged); 0 speaks everything. A driver listens; the screen shows the rest."""
 
     def __post_init__(self) -> None:
         need(self, "enabled", isinstance(self.enabled, bool), "true or false")
+        check_int(self, "max_spoken_chars", 0, 100_000)
         check_text(self, "device", "an ALSA PCM name such as default or plughw:CARD=Device")
         rate = self.sample_rate_hz
         ok = (isinstance(rate, int) and not isinstance(rate, bool)
@@ -451,6 +457,57 @@ class UplinkSettings:
         check_int(self, "max_queue_messages", 1, 100_000_000)
 
 
+def http_url_problem(url: object) -> str | None:
+    """What an HTTP endpoint URL lacks, or None when it is ``http(s)://host[:port][/path]`` without query,
+    fragment or user (shared with ``agents/llm.py``, which sends to it)."""
+    from urllib.parse import urlsplit
+
+    expected = "an http:// or https:// URL such as http://127.0.0.1:8080 (no query, fragment or user)"
+    if not isinstance(url, str) or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        return expected
+    try:
+        u = urlsplit(url)
+        _ = u.port  # a port out of range or not a number raises ValueError
+    except ValueError:
+        return expected
+    if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment or u.username:
+        return expected
+    return None
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """An optional language model for requests the grammar does not cover: an OpenAI-compatible chat endpoint
+    (a llama.cpp or Qwen server on the device or in the car's network) given the vehicle's current values.
+    Never required: without an answer in ``timeout_s`` the grammar's "I can't do that yet" stands."""
+
+    enabled: bool = False
+    """Ask the model about requests no intent matches (off by default: nothing is sent anywhere)."""
+    base_url: str = "http://127.0.0.1:8080"
+    """The server: requests go to ``{base_url}/v1/chat/completions``. Use an address (or a name in
+    ``/etc/hosts``): name resolution is not covered by ``timeout_s``."""
+    model: str = "local"
+    """The request's ``model`` (llama.cpp's server ignores it; servers with several models need its name)."""
+    timeout_s: float = 2.5
+    """Limit for the whole exchange (connect, send, answer); after it the grammar's answer is given."""
+    api_key_env: str | None = None
+    """Name of an environment variable holding the API key, sent as a bearer token; None: no key. Never the key
+    itself: the file is not a secret."""
+    max_answer_chars: int = 300
+    """The model's answer is cut to this many characters (at a sentence or word end) before it is spoken."""
+
+    def __post_init__(self) -> None:
+        need(self, "enabled", isinstance(self.enabled, bool), "true or false")
+        problem = http_url_problem(self.base_url)
+        need(self, "base_url", problem is None, problem or "")
+        check_text(self, "model", "a model name such as qwen2.5-1.5b-instruct")
+        check_number(self, "timeout_s", 0.0, 30.0, "s", open_lo=True)
+        if self.api_key_env is not None:
+            check_text(self, "api_key_env", "the NAME of an environment variable holding the key (capitals, digits, "
+                       "'_'), e.g. EDGE_ASSISTANT_LLM_KEY; never the key itself", _ENV_NAME_RE)
+        check_int(self, "max_answer_chars", 20, 2000, "characters")
+
+
 @dataclass(frozen=True)
 class DemoCarSettings:
     """The simulated demo EV driving on ``vehicle.bus``: its drive replayed in real time, its virtual VCU and BMS
@@ -518,7 +575,7 @@ def _expand_home(text: str, home: Path) -> Path:
 
 # ----------------------------------------------------------------------------------------- the whole
 SECTIONS = ("audio", "wake", "noise_suppression", "asr", "endpoint", "speech", "vehicle", "diagnostics",
-            "gnss", "uplink", "demo_car", "paths")
+            "gnss", "uplink", "llm", "demo_car", "paths")
 
 
 @dataclass(frozen=True)
@@ -549,6 +606,8 @@ class DeviceConfig:
     """The position receiver."""
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
     """The fleet uplink."""
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    """The optional language model."""
     demo_car: DemoCarSettings = field(default_factory=DemoCarSettings)
     """The simulated demo EV on the bus."""
     paths: PathSettings = field(default_factory=default_paths)
@@ -701,6 +760,7 @@ class _Loader:
                                         {"ecus": ()} if own_dbc else None),
             "gnss": self.section(GnssSettings, tables["gnss"], "gnss"),
             "uplink": self.section(UplinkSettings, tables["uplink"], "uplink"),
+            "llm": self.section(LlmSettings, tables["llm"], "llm"),
             "demo_car": self.section(DemoCarSettings, tables["demo_car"], "demo_car"),
             "paths": self.paths(tables["paths"]),
         }

@@ -93,3 +93,17 @@ def test_speech_settings_are_checked() -> None:
                 {"barge_in_threshold": 0.0}, {"device": ""}):
         with pytest.raises(ConfigError):
             SpeechSettings(**bad)
+
+
+def test_what_is_spoken_is_the_gist_without_bracketed_details() -> None:
+    from edge_assistant.app.speech_out import spoken
+
+    answer = ("The tyre pressure lamp is on (read just now): the rear left tyre is low at 184.0 kPa, and it is "
+              "dropping: a leak. Stop at the next safe place. Tyre pressures: front left 255.0 kPa (read just now), "
+              "front right 253.5 kPa (read just now).")
+    said = spoken(answer, 140)
+    assert said == ("The tyre pressure lamp is on: the rear left tyre is low at 184.0 kPa, and it is dropping: a leak. "
+                    "Stop at the next safe place.")
+    assert "(" not in spoken(answer, 0) and spoken(answer, 0).endswith("253.5 kPa.")  # 0: every sentence
+    assert spoken(answer, 10).startswith("The tyre pressure lamp is on:")  # at least the first sentence
+    assert spoken("  ", 300) == ""
