@@ -1,7 +1,9 @@
 """Picks the agent for an intent: Travel Companion for trips, range and navigation, Car Genius for the car,
 its climate and charging; comfort commands go to the comfort agent (which acts on the car) when one is
 given. Any other intent (another product's, or ``unknown``) gets an honest "I can't do
-that yet"."""
+that yet"; with a language model (``llm``, off by default) an ``unknown`` request is put to it first, and its
+answer, marked as the model's, is used when it gives one in time. The model's answer is only text: it never
+reaches the comfort agent or any other agent, so nothing it says acts on the car."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from typing import TYPE_CHECKING
 
 from edge_assistant.agents.base import Agent, AgentAnswer
 from edge_assistant.intents import Intent
+from edge_assistant.intents.matcher import UNKNOWN
 
 if TYPE_CHECKING:
     from edge_assistant.agents.comfort import ComfortAgent
+    from edge_assistant.agents.llm import LlmAgent
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +33,12 @@ HELP_TEXT = ("I can tell you about the car: battery and range, tyre pressures, w
 class AgentRouter:
     """``answer(intent)`` routes to one agent; an intent no agent takes gets an honest "I can't do that yet"."""
 
-    def __init__(self, car_genius: Agent, travel: Agent | None = None, commands: ComfortAgent | None = None) -> None:
+    def __init__(self, car_genius: Agent, travel: Agent | None = None, commands: ComfortAgent | None = None,
+                 llm: LlmAgent | None = None) -> None:
         self.car_genius = car_genius
         self.travel = travel
         self.commands = commands  # acts on the car; without it commands get Car Genius' honest "not yet"
+        self.llm = llm  # asked about ``unknown`` requests only; None (the default): never
 
     def agent_for(self, intent: Intent) -> Agent | None:
         if self.commands is not None and self.commands.handles(intent):
@@ -46,6 +52,10 @@ class AgentRouter:
     def answer(self, intent: Intent) -> AgentAnswer:
         agent = self.agent_for(intent)
         if agent is None:
+            if self.llm is not None and intent.name == UNKNOWN:
+                answered = self.llm.maybe_answer(intent)  # None: no answer in time, the honest one below stands
+                if answered is not None:
+                    return answered
             heard = intent.text.strip()
             said = f'I heard "{heard}", but I can\'t do that yet. ' if heard else "I did not catch that. "
             return AgentAnswer(text=said + HELP_TEXT, intent=intent.name, agent="router")

@@ -36,11 +36,12 @@ def build_stages(config: DeviceConfig) -> tuple[Any, Any, Any]:
 
 def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
     """The router over Car Genius and the Travel Companion, both reading ``vehicle.state``; Car Genius takes
-    its trouble codes from ``vehicle.poller``; comfort commands act through ``vehicle.actuator`` when it has one."""
+    its trouble codes from ``vehicle.poller``; comfort commands act through ``vehicle.actuator`` when it has one;
+    with ``[llm]`` enabled, requests the grammar does not cover are put to the language model first."""
     from edge_assistant.agents.car_genius import CarGenius
     from edge_assistant.agents.router import AgentRouter
     from edge_assistant.agents.travel_companion import TravelCompanion
-    from edge_assistant.app.stage_configs import travel_config
+    from edge_assistant.app.stage_configs import llm_config, travel_config
 
     genius = CarGenius(vehicle.state, dtcs=vehicle.poller.readout, vehicle=config.vehicle.dtc_table)
     travel = TravelCompanion(vehicle.state, travel_config(config))
@@ -50,7 +51,12 @@ def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
         from edge_assistant.agents.comfort import ComfortAgent
 
         commands = ComfortAgent(vehicle.state, actuator)
-    return AgentRouter(genius, travel, commands)
+    llm = None
+    if (llm_cfg := llm_config(config)) is not None:
+        from edge_assistant.agents.llm import LlmAgent
+
+        llm = LlmAgent(vehicle.state, llm_cfg)
+    return AgentRouter(genius, travel, commands, llm)
 
 
 def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: Any, *,

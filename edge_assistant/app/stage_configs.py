@@ -7,6 +7,8 @@ between the two, so a key in the TOML file reaches exactly one place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from edge_assistant.core.config import DeviceConfig, EcuSettings
 
 
@@ -66,6 +68,27 @@ def travel_config(config: DeviceConfig):
     v = config.vehicle
     return TravelConfig(usable_capacity_kwh=v.battery_capacity_kwh,
                         rated_consumption_kwh_per_100km=v.consumption_wh_per_km / 10.0)
+
+
+def llm_config(config: DeviceConfig, environ: Mapping[str, str] | None = None):
+    """``[llm]`` → :class:`~edge_assistant.agents.llm.LlmConfig`, None when disabled. The API key is read from
+    the variable ``llm.api_key_env`` names (in ``environ``, default :data:`os.environ`); a variable that is not
+    set means no key (the server may then refuse, and the grammar's answer stands), with a warning."""
+    import logging
+    import os
+
+    from edge_assistant.agents.llm import LlmConfig
+
+    m = config.llm
+    if not m.enabled:
+        return None
+    env = os.environ if environ is None else environ
+    key = (env.get(m.api_key_env) or None) if m.api_key_env else None
+    if m.api_key_env and key is None:
+        logging.getLogger(__name__).warning("llm.api_key_env: %s is not set; asking %s without an API key",
+                                            m.api_key_env, m.base_url)
+    return LlmConfig(base_url=m.base_url, model=m.model, timeout_s=m.timeout_s, api_key=key,
+                     max_answer_chars=m.max_answer_chars)
 
 
 def bus_config(spec: str):
