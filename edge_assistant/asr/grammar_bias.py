@@ -271,6 +271,17 @@ class GrammarBias:
         """True when ``text`` is the beginning of at least one sentence of the grammar (or a whole one)."""
         return bool(self._walk_text(text))
 
+    def continues_word(self, text: str) -> bool:
+        """True when a sentence of the grammar goes on from ``text`` inside its last word ("turn on the heat" →
+        "heated seats", "21" → "215", a free-text slot): the audio may have been cut mid-word."""
+        nfa = self._nfa
+        for st in self._walk_text(text):
+            if any(c != " " and c not in _SKIP for c in nfa.chars[st]):
+                return True
+            if any(cls in ("digit", "word", "all") for cls, _ in nfa.classes[st]):
+                return True
+        return False
+
     def accepts_text(self, text: str) -> bool:
         """True when ``text`` (a transcript) is a sentence of the grammar."""
         return self.can_end(self._walk_text(text))

@@ -379,7 +379,7 @@ class Assistant:
         if not self._capturing:
             return "continue"
         decision, heard = self.end_of_turn.judge(pause.audio)
-        self._early = heard if decision == "end" else None
+        self._early = heard if decision in ("end", "end_later") else None
         return decision
 
     def _handle_endpoint(self, ep_events: list[Any]) -> list[PipelineEvent]:

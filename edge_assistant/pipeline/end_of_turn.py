@@ -5,7 +5,10 @@ answer late. Instead, when a command pauses for ``pause_ms`` (the endpointer's :
 audio so far is recognised at once, speculatively, and judged:
 
 * **complete**: the recogniser's own text (before the grammar had a say) matches an intent with at least
-  ``min_confidence``: the command ends here and its recognition is the one answered (no second ASR);
+  ``min_confidence``: the command ends here and its recognition is the one answered (no second ASR). When a
+  sentence of the grammar could go on inside the last word ("turn on the heat" of "turn on the heated
+  seats", a number, a place name), the pause may have split a word: the command ends after another
+  ``pause_ms`` of quiet instead, with the same recognition, unless speech resumes;
 * **incomplete**: no intent yet, and that text is the beginning of a sentence of the grammar ("set the
   temperature to", "navigate to"): wait ``hold_silence_ms`` instead of the usual trailing silence, so that
   a driver who pauses mid-sentence is not cut off;
@@ -32,7 +35,7 @@ import numpy as np
 
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents.matcher import UNKNOWN, Intent
-from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_HOLD
+from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class EndOfTurn:
         self.config = config or EndOfTurnConfig()
         self.judged = 0
         self.ended = 0
+        self.ended_later = 0
         self.held = 0
 
     def judge(self, audio: np.ndarray) -> tuple[str, object | None]:
@@ -71,6 +75,11 @@ class EndOfTurn:
         heard = self.hear(audio)
         free = heard.free_text
         if self._sure(heard.intent if free == heard.text else self.match(free)):
+            word_open = getattr(self.is_prefix, "continues_word", None)
+            if word_open is not None and word_open(free):
+                self.ended_later += 1
+                log.debug("pause after %r: complete, unless the last word goes on", free)
+                return PAUSE_END_LATER, heard
             return self._end(heard, free)
         if free and self.is_prefix is not None and self.is_prefix(free):
             return self._hold(free)

@@ -69,7 +69,8 @@ def recognition_grammar(matcher: Any, tokenizer: Any, config: gb.GrammarBiasConf
 
 class PrefixTest:
     """``test(text)``: True when ``text``, cleaned as the matcher cleans it (number words as digits, fillers
-    dropped), is the beginning of a sentence of the grammar ("set the temperature to")."""
+    dropped), is the beginning of a sentence of the grammar ("set the temperature to");
+    :meth:`continues_word`: a sentence goes on inside the text's last word ("turn on the heat" → "heated")."""
 
     def __init__(self, bias: gb.GrammarBias, tolerant: TolerantConfig | None = None) -> None:
         self.bias = bias
@@ -77,3 +78,6 @@ class PrefixTest:
 
     def __call__(self, text: str) -> bool:
         return self.bias.is_prefix(clean(text, self.tolerant).text)
+
+    def continues_word(self, text: str) -> bool:
+        return self.bias.continues_word(clean(text, self.tolerant).text.rstrip(".?!, "))

@@ -8,8 +8,8 @@ counts as probability 0. The state machine on those probabilities::
                            |  +--timeout--> idle    v
                            +---------------- listening
     speech --p < offset for trailing_silence_ms, or max_utterance_ms reached--> listening (or idle)
-    speech --p < onset for pause_ms: on_pause(audio so far) says end (now), hold (wait hold_silence_ms)
-             or continue (wait trailing_silence_ms)
+    speech --p < onset for pause_ms: on_pause(audio so far) says end (now), end_later (after another
+             pause_ms of quiet), hold (wait hold_silence_ms) or continue (wait trailing_silence_ms)
 
 All times are stream times in seconds: sample index / 16000, counted from construction or :meth:`reset`.
 Decisions are taken on whole windows only, so the events do not depend on how the caller cuts the stream.
@@ -175,8 +175,9 @@ class SpeechPause:
     audio: np.ndarray = field(repr=False)
 
 
-#: What :attr:`Endpointer.on_pause` returns: end the utterance now, wait ``hold_silence_ms``, or carry on.
-PAUSE_END, PAUSE_HOLD, PAUSE_CONTINUE = "end", "hold", "continue"
+#: What :attr:`Endpointer.on_pause` returns: end the utterance now, end it after another ``pause_ms`` of quiet
+#: unless speech resumes (with the audio judged now), wait ``hold_silence_ms``, or carry on.
+PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD, PAUSE_CONTINUE = "end", "end_later", "hold", "continue"
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class Endpointer:
         self.on_pause: Callable[[SpeechPause], str] | None = None
         """Called on the stream's thread, inside :meth:`process`, at the window where a pause reaches
         ``pause_ms``; returns :data:`PAUSE_END` (the utterance ends here, reason ``complete``),
-        :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`. Deciding there keeps the events independent of
+        :data:`PAUSE_END_LATER`, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`. Deciding there keeps the events independent of
         how the caller cuts the stream."""
         self.reset()
 
@@ -305,6 +306,7 @@ class Endpointer:
         self._quiet = 0
         self._trailing_now = self._trailing
         self._pause_asked = False
+        self._end_later: tuple[int, int] | None = None  # (quiet samples, audio end) of a pending PAUSE_END_LATER
         self.last_probability = 0.0
         self._gate_was_open = True
         self._windows = 0
@@ -504,6 +506,7 @@ class Endpointer:
                 if self._quiet:  # speech clearly resumed: the next pause is judged afresh, by the usual rule
                     self._trailing_now = self._trailing
                     self._pause_asked = False
+                    self._end_later = None
                 self._quiet = 0
             else:
                 self._quiet += self._w
@@ -511,6 +514,8 @@ class Endpointer:
                 self._finish(events, self._start + self._max_utt, end, "max_length")
             elif self._silence >= self._trailing_now:
                 self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
+            elif self._end_later is not None and self._quiet >= self._end_later[0]:
+                self._finish(events, self._end_later[1], end, "complete")
             elif (self._pause is not None and self.on_pause is not None and not self._pause_asked
                   and self._quiet >= self._pause):
                 self._pause_asked = True
@@ -527,10 +532,12 @@ class Endpointer:
         decision = self.on_pause(pause)
         if decision == PAUSE_END:
             self._finish(events, audio_end, end, "complete")
+        elif decision == PAUSE_END_LATER:
+            self._end_later = (self._quiet + self._pause, audio_end)
         elif decision == PAUSE_HOLD:
             self._trailing_now = max(self._trailing, self._hold)
         elif decision != PAUSE_CONTINUE:
-            raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'hold' or 'continue'")
+            raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
 
     def _audio_start(self) -> int:
         return max(self._start - self._pre, self._listen_start, self._n - self._capacity, 0)
@@ -542,6 +549,7 @@ class Endpointer:
             self._quiet = 0
             self._trailing_now = self._trailing
             self._pause_asked = False
+            self._end_later = None
             events.append(SpeechStart(self._start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ))
             if end - self._start >= self._max_utt:
                 self._finish(events, self._start + self._max_utt, end, "max_length")

@@ -14,6 +14,7 @@ from edge_assistant.core.errors import ConfigError, DataFormatError
 from edge_assistant.vad.endpoint import (
     PAUSE_CONTINUE,
     PAUSE_END,
+    PAUSE_END_LATER,
     PAUSE_HOLD,
     EndpointConfig,
     Endpointer,
@@ -312,6 +313,18 @@ def test_a_complete_pause_ends_the_utterance_at_once(two_sentences: np.ndarray, 
     for sizes in (_fixed(1, len(x)), _fixed(1280, len(x)), list(np.random.default_rng(5).integers(0, 3000, len(x)))):
         got, _ = _judged(PAUSE_END, x, vad, sizes)
         assert [_key(e) for e in got] == [_key(e) for e in events]  # decided on the same window
+
+
+def test_end_later_ends_after_another_pause_with_the_audio_judged(two_sentences: np.ndarray, vad: SileroVad) -> None:
+    x = two_sentences
+    now, _ = _judged(PAUSE_END, x, vad, _fixed(512, len(x)))
+    later, pauses = _judged(PAUSE_END_LATER, x, vad, _fixed(512, len(x)))
+    assert len(pauses) == 2  # the 1.5 s gap holds no speech: each sentence ends after a second pause
+    for a, b, p in zip([e for e in now if isinstance(e, Utterance)], [e for e in later if isinstance(e, Utterance)],
+                       pauses, strict=True):
+        assert b.reason == "complete" and 0.2 <= b.detected_s - a.detected_s < 0.2 + 0.032  # whole windows
+        np.testing.assert_array_equal(b.audio, a.audio)
+        np.testing.assert_array_equal(b.audio, p.audio)
 
 
 def test_continue_changes_nothing_and_hold_waits_longer(two_sentences: np.ndarray, vad: SileroVad) -> None:
