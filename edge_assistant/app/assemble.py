@@ -68,7 +68,7 @@ def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: 
     from edge_assistant.intents import car_matcher
     from edge_assistant.pipeline import Assistant, Responder
     from edge_assistant.pipeline.end_of_turn import EndOfTurn
-    from edge_assistant.pipeline.grammar_link import PrefixTest, recognition_grammar
+    from edge_assistant.pipeline.grammar_link import GrammarShape, recognition_grammar
 
     wake, endpointer, recognizer = stages
     matcher = car_matcher()
@@ -77,8 +77,8 @@ def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: 
     responder = Responder(recognizer, router, matcher.match, grammar=bias)
     judge = None
     if config.endpoint.pause_ms:
-        prefix = PrefixTest(bias if bias is not None else recognition_grammar(matcher, recognizer.tokenizer))
-        judge = EndOfTurn(responder.hear, matcher.match, prefix)
+        shape = GrammarShape(bias if bias is not None else recognition_grammar(matcher, recognizer.tokenizer))
+        judge = EndOfTurn(responder.hear, matcher.match, shape)
     return Assistant(wake, endpointer, responder, assistant_config, defer_answers=defer_answers, end_of_turn=judge)
 
 

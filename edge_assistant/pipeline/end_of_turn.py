@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -38,6 +39,14 @@ from edge_assistant.intents.matcher import UNKNOWN, Intent
 from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD
 
 log = logging.getLogger(__name__)
+
+
+class GrammarShape(Protocol):
+    """Where a transcript stands in the grammar (:class:`~edge_assistant.pipeline.grammar_link.GrammarShape`)."""
+
+    def is_prefix(self, text: str) -> bool: ...
+
+    def continues_word(self, text: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -51,19 +60,19 @@ class EndOfTurnConfig:
 
 
 class EndOfTurn:
-    """``judge(audio)`` → (decision, heard): :data:`PAUSE_END` with the recognition to answer,
-    :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE` with None.
+    """``judge(audio)`` → (decision, heard): :data:`PAUSE_END` or :data:`PAUSE_END_LATER` with the recognition
+    to answer, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE` with None.
 
     ``hear``: audio → :class:`~edge_assistant.pipeline.assistant.Heard` (the responder's); ``match``: text →
-    :class:`Intent` (the matcher's); ``is_prefix``: text → can it still become a sentence of the grammar
-    (:class:`~edge_assistant.pipeline.grammar_link.PrefixTest`; None: never hold).
+    :class:`Intent` (the matcher's); ``shape``: where a text stands in the grammar
+    (:class:`~edge_assistant.pipeline.grammar_link.GrammarShape`; None: never hold, never wait for a word).
     """
 
     def __init__(self, hear: Callable[[np.ndarray], object], match: Callable[[str], Intent],
-                 is_prefix: Callable[[str], bool] | None = None, config: EndOfTurnConfig | None = None) -> None:
+                 shape: GrammarShape | None = None, config: EndOfTurnConfig | None = None) -> None:
         self.hear = hear
         self.match = match
-        self.is_prefix = is_prefix
+        self.shape = shape
         self.config = config or EndOfTurnConfig()
         self.judged = 0
         self.ended = 0
@@ -75,13 +84,12 @@ class EndOfTurn:
         heard = self.hear(audio)
         free = heard.free_text
         if self._sure(heard.intent if free == heard.text else self.match(free)):
-            word_open = getattr(self.is_prefix, "continues_word", None)
-            if word_open is not None and word_open(free):
+            if self.shape is not None and self.shape.continues_word(free):
                 self.ended_later += 1
                 log.debug("pause after %r: complete, unless the last word goes on", free)
                 return PAUSE_END_LATER, heard
             return self._end(heard, free)
-        if free and self.is_prefix is not None and self.is_prefix(free):
+        if free and self.shape is not None and self.shape.is_prefix(free):
             return self._hold(free)
         if free != heard.text and self._sure(heard.intent):
             return self._end(heard, free)

@@ -67,16 +67,16 @@ def recognition_grammar(matcher: Any, tokenizer: Any, config: gb.GrammarBiasConf
     return gb.GrammarBias(grammar_expression(matcher.grammar), tokenizer, config)
 
 
-class PrefixTest:
-    """``test(text)``: True when ``text``, cleaned as the matcher cleans it (number words as digits, fillers
-    dropped), is the beginning of a sentence of the grammar ("set the temperature to");
-    :meth:`continues_word`: a sentence goes on inside the text's last word ("turn on the heat" → "heated")."""
+class GrammarShape:
+    """Where a transcript stands in the grammar, read as the matcher reads it (number words as digits, fillers
+    dropped): :meth:`is_prefix` ("set the temperature to" can still become a sentence) and
+    :meth:`continues_word` (a sentence goes on inside its last word: "turn on the heat" → "heated")."""
 
     def __init__(self, bias: gb.GrammarBias, tolerant: TolerantConfig | None = None) -> None:
         self.bias = bias
         self.tolerant = tolerant or TolerantConfig()
 
-    def __call__(self, text: str) -> bool:
+    def is_prefix(self, text: str) -> bool:
         return self.bias.is_prefix(clean(text, self.tolerant).text)
 
     def continues_word(self, text: str) -> bool:

@@ -31,7 +31,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory):
     from edge_assistant.agents.travel_companion import travel_from_log
     from edge_assistant.asr.recognizer import WhisperRecognizer
     from edge_assistant.intents import car_matcher
-    from edge_assistant.pipeline.grammar_link import PrefixTest, recognition_grammar
+    from edge_assistant.pipeline.grammar_link import GrammarShape, recognition_grammar
     from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, write_demo_log
 
     log_path = tmp_path_factory.mktemp("drive") / "demo.log"
@@ -41,7 +41,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory):
     recognizer = WhisperRecognizer()
     matcher = car_matcher()
     bias = recognition_grammar(matcher, recognizer.tokenizer)
-    return recognizer, router, matcher, bias, PrefixTest(bias)
+    return recognizer, router, matcher, bias, GrammarShape(bias)
 
 
 def _assistant(parts, judged: bool) -> Assistant:
@@ -49,11 +49,11 @@ def _assistant(parts, judged: bool) -> Assistant:
     from edge_assistant.vad.endpoint import EndpointConfig, Endpointer
     from edge_assistant.wakeword.engine import build_engine
 
-    recognizer, router, matcher, bias, prefix = parts
+    recognizer, router, matcher, bias, shape = parts
     responder = Responder(recognizer, router, matcher.match, grammar=bias)
     endpointer = Endpointer(EndpointConfig(trailing_silence_ms=TRAILING_S * 1000, pause_ms=160.0 if judged else None),
                             listening=False)
-    judge = EndOfTurn(responder.hear, matcher.match, prefix) if judged else None
+    judge = EndOfTurn(responder.hear, matcher.match, shape) if judged else None
     return Assistant(build_engine("alexa"), endpointer, responder, end_of_turn=judge)
 
 
@@ -102,8 +102,12 @@ def test_speech_that_is_no_command_ends_by_the_trailing_silence(parts, voice: st
     assert reply.intent.name == "unknown" and reply.end_reason == "silence"
 
 
-def test_the_prefix_test_knows_unfinished_sentences(parts) -> None:
-    prefix = parts[4]
-    assert prefix("Set the temperature to...") and prefix("navigate to") and prefix("uh, set the fan to")
-    assert prefix("set the temperature to twenty")  # number words are read as digits, as the matcher reads them
-    assert not prefix("tell me a story") and not prefix("set the penguins")
+def test_the_grammar_shape_knows_unfinished_sentences_and_words(parts) -> None:
+    shape = parts[4]
+    assert shape.is_prefix("Set the temperature to...") and shape.is_prefix("navigate to")
+    assert shape.is_prefix("uh, set the fan to")  # fillers are dropped, as the matcher drops them
+    assert shape.is_prefix("set the temperature to twenty")  # number words are read as digits, as the matcher reads them
+    assert not shape.is_prefix("tell me a story") and not shape.is_prefix("set the penguins")
+    assert shape.continues_word("turn on the heat")  # ... "heated seats"
+    assert shape.continues_word("set the temperature to 21")  # a number may go on
+    assert not shape.continues_word("Turn on the heated seats.") and not shape.continues_word("How much range do I have left?")
