@@ -67,7 +67,9 @@ fi
 pkgs=$(cat "$HERE/packages" "$HERE/boards/$BOARD/packages" | sed 's/#.*//' | xargs | tr ' ' ',')
 mkdir -p "$OUT/cache/debs"
 rm -rf "$OUT/rootfs"
-EA_REPO=$REPO EA_WHEELHOUSE=$OUT/wheelhouse EA_MODELS=$MODELS EA_BOARD=$BOARD EA_COMPATIBLE=$COMPATIBLE \
+# firmware/ (units, configs, CAN/audio files, drop-ins) from the same snapshot as the wheel: in a shared
+# working tree a config key added after the copy would otherwise reach the image without the code for it.
+EA_REPO=$OUT/src EA_WHEELHOUSE=$OUT/wheelhouse EA_MODELS=$MODELS EA_BOARD=$BOARD EA_COMPATIBLE=$COMPATIBLE \
 EA_KEYRING=$KEYRING EA_VERSION=$VERSION \
 mmdebstrap --mode=root --variant=apt --architectures="$ARCH" --include="$pkgs" \
     --aptopt='APT::Install-Recommends "false"' \

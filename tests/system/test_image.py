@@ -1,7 +1,9 @@
 """The x86_64 device image booted under QEMU (TCG, OVMF), checked from outside (issue 10).
 
 One VM for the module, steps in order: boot to multi-user with no failed unit; the units verify
-against the image's real paths and users; RAUC refuses a tampered bundle and one for another board;
+against the image's real paths and users; vcan0 comes up from the image's networkd files and a real
+CAN log replayed onto it is decoded, then reported stale once the bus is silent; RAUC refuses a
+tampered bundle and one for another board;
 a good bundle installs into the other slot, boots, and the health check marks it good; a release that
 never becomes healthy is rolled back by GRUB's boot counter. Each step has its own deadline.
 """
@@ -24,6 +26,9 @@ SETTLE_TIMEOUT_S = 720  # until systemd has no start jobs left (the assistant ma
 INSTALL_TIMEOUT_S = 900
 MARK_GOOD_TIMEOUT_S = 420  # mark-good timer: 60 s after the assistant's start on the QEMU board
 MAX_TRIES = 3  # firmware/image/grub.cfg
+CAN_TIMEOUT_S = 600  # start of two Pythons under TCG, the replay itself, the silence after it
+CAN_STALE_S = 3.0  # `vehicle watch --stale-s`: a value this old is stale
+EA = "/opt/edge-assistant/current/venv/bin/edge-assistant"
 UNITS = [
     "edge-assistant.service",
     "edge-assistant-mark-good.service",
@@ -52,8 +57,20 @@ def images() -> Path:
 
 
 @pytest.fixture(scope="module")
-def vm(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
-    machine = Vm(images / "disk.img", tmp_path_factory.mktemp("vm"), share=images)
+def tesla_log(can_data: Path) -> Path:
+    """The real Tesla Model S powertrain capture (candump) with its DBC, shared read-only into the VM."""
+    d = can_data / "tesla_model_s"
+    for name in ("candump.log", "tesla_powertrain.dbc"):
+        if not (d / name).exists():
+            skip_unless_ci(f"{d / name} missing")
+    return d
+
+
+@pytest.fixture(scope="module")
+def vm(images: Path, tesla_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
+    machine = Vm(
+        images / "disk.img", tmp_path_factory.mktemp("vm"), shares={"bundles": images, "canlog": tesla_log}
+    )
     t0 = machine.start()
     machine.wait_agent(BOOT_TIMEOUT_S)
     FIGURES["agent_answers_s"] = time.monotonic() - t0
@@ -92,15 +109,21 @@ def settle(vm: Vm) -> str:
     return state
 
 
+def mount_share(vm: Vm, tag: str) -> str:
+    """Mount the host folder shared as ``tag`` (virtio-9p, read-only) at /run/TAG; returns that path."""
+    vm.sh(
+        f"mkdir -p /run/{tag} && (mountpoint -q /run/{tag} || "
+        f"mount -t 9p -o trans=virtio,version=9p2000.L,ro {tag} /run/{tag})",
+        60,
+    )
+    return f"/run/{tag}"
+
+
 def install(vm: Vm, bundle: str) -> tuple[int, str, float]:
     """Stage ``bundle`` on the data partition (as an OTA download would be) and `rauc install` it.
 
     Returns the exit status, rauc's output and the install time (the copy not included)."""
-    vm.sh(
-        "mkdir -p /run/bundles && (mountpoint -q /run/bundles || "
-        "mount -t 9p -o trans=virtio,version=9p2000.L,ro bundles /run/bundles)",
-        60,
-    )
+    mount_share(vm, "bundles")
     vm.sh(f"rm -f /data/*.raucb && cp /run/bundles/{bundle} /data/{bundle} && sync", INSTALL_TIMEOUT_S)
     t0 = time.monotonic()
     r = vm.sh(f"rauc install /data/{bundle}", INSTALL_TIMEOUT_S, check=False)
@@ -169,6 +192,84 @@ def test_units_verify_inside_the_image(vm: Vm) -> None:
     assert r.exit_code == 0 and not ours, f"systemd-analyze verify:\n{r.stdout}{r.stderr}"
     # the sandbox leaves the assistant what it needs: its user exists with the audio group
     assert "audio" in vm.sh("id -nG edge-assistant", 30).stdout.split()
+
+
+def _watch_lines(vm: Vm) -> list[dict]:
+    out = vm.sh("cat /run/can-watch.jsonl 2>/dev/null || true", 60).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{") and line.endswith("}")]
+
+
+def test_can_log_on_vcan0_is_decoded_then_reported_stale(vm: Vm, tesla_log: Path) -> None:
+    """vcan0 from the image's networkd files; the real Tesla log replayed onto it by the image's
+    `edge-assistant can replay`, decoded live by `edge-assistant vehicle watch` on the same bus; once
+    the bus is silent every value is reported stale."""
+    from edge_assistant.vehicle.codec import FrameDecoder
+    from edge_assistant.vehicle.dbc import load_dbc
+    from edge_assistant.vehicle.logs import read_log
+
+    t0 = time.monotonic()
+    # what the log holds, decoded on the host with the same DBC: the frames and the signal names
+    frames = list(read_log(tesla_log / "candump.log"))
+    decoder = FrameDecoder([load_dbc(tesla_log / "tesla_powertrain.dbc")])
+    decoder.feed_messages(frames)
+    want_keys = {row.path for row in decoder.state.snapshot()}
+    assert want_keys
+
+    vm.sh(
+        "timeout 120 sh -c 'until networkctl list --no-legend vcan0 | grep -q configured; do sleep 1; done'",
+        150,
+    )
+    link = json.loads(vm.sh("ip -details -json link show vcan0", 30).stdout)[0]
+    assert link["linkinfo"]["info_kind"] == "vcan" and "UP" in link["flags"], link
+    assert "81-vcan0.network" in vm.sh("networkctl status vcan0 --no-pager", 60, check=False).stdout
+
+    logs = mount_share(vm, "canlog")
+    vm.sh(
+        "rm -f /run/can-watch.jsonl && systemd-run --unit=ea-can-watch -p Environment=PYTHONUNBUFFERED=1 "
+        f"sh -c 'exec {EA} vehicle watch --bus socketcan:vcan0 --dbc {logs}/tesla_powertrain.dbc --json "
+        f"--refresh-s 1 --stale-s {CAN_STALE_S} > /run/can-watch.jsonl 2> /run/can-watch.err'",
+        60,
+    )
+    try:
+        # the watcher is on the bus once it prints its first (empty) snapshot
+        vm.sh(
+            f"timeout {CAN_TIMEOUT_S // 2} sh -c 'until [ -s /run/can-watch.jsonl ]; do sleep 1; done'",
+            CAN_TIMEOUT_S // 2 + 30,
+        )
+        replay = vm.sh(
+            f"(candump -n {len(frames)} -T 120000 vcan0 | wc -l > /run/can-dump.count) & sleep 2; "
+            f"{EA} can replay {logs}/candump.log --interface socketcan --channel vcan0 --json - ; "
+            "wait; cat /run/can-dump.count",
+            CAN_TIMEOUT_S,
+        ).stdout
+        t_silent = time.monotonic()
+        stats = json.loads(replay[: replay.rindex("}") + 1])
+        assert stats["frames_sent"] == len(frames), stats
+        # the kernel's bus carried the whole log (candump, a C reader, saw every frame)
+        assert int(replay.rsplit("}", 1)[1].split()[0]) == len(frames), replay
+        deadline = time.monotonic() + 120
+        while True:
+            lines = _watch_lines(vm)
+            last = lines[-1] if lines else {"values": {}}
+            values = last["values"]
+            if values and all(v["stale"] for v in values.values()):
+                FIGURES["can_stale_reported_after_silence_s"] = time.monotonic() - t_silent
+                break
+            if time.monotonic() > deadline:
+                raise vm.fail(f"values not reported stale 120 s after the bus went silent: {last}")
+            time.sleep(2)
+    finally:
+        vm.sh(
+            "systemctl stop ea-can-watch 2>/dev/null; systemctl reset-failed ea-can-watch 2>/dev/null; true",
+            60,
+        )
+    FIGURES["can_step_s"] = time.monotonic() - t0
+    live = [line for line in lines if any(not v["stale"] for v in line["values"].values())]
+    assert live, "no snapshot with fresh values while the log was replayed"
+    # decoded in the VM: the same signals as on the host; the frame counter saw the replay
+    assert set(values) == want_keys, set(values) ^ want_keys
+    assert last["stats"]["decoded"] > 0 and last["stats"]["frames"] > 0, last["stats"]
+    assert all(v["age_s"] >= CAN_STALE_S for v in values.values())
 
 
 def test_tampered_bundle_is_refused(vm: Vm) -> None:

@@ -102,7 +102,7 @@ class Vm:
     """One QEMU machine booting ``disk`` (a qcow2 overlay over the image, so the image stays as built)."""
 
     def __init__(
-        self, image: Path, workdir: Path, *, memory_mb: int = 3072, share: Path | None = None
+        self, image: Path, workdir: Path, *, memory_mb: int = 3072, shares: dict[str, Path] | None = None
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ class Vm:
         self.qga_path = workdir / "qga.sock"
         self.qmp_path = workdir / "qmp.sock"
         self.memory_mb = memory_mb
-        self.share = share
+        self.shares = dict(shares or {})  # 9p mount tag -> host directory, read-only in the guest
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
             check=True,
@@ -139,8 +139,8 @@ class Vm:
             "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
         ]  # fmt: skip
-        if self.share is not None:
-            cmd += ["-virtfs", f"local,path={self.share},mount_tag=bundles,security_model=none,readonly=on"]
+        for tag, path in self.shares.items():
+            cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,readonly=on"]
         with open(self.console, "ab") as log:
             log.write(f"\n=== qemu start {time.strftime('%H:%M:%S')}\n".encode())
         self.proc = subprocess.Popen(
@@ -170,8 +170,51 @@ class Vm:
             return "(no console log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def run_state(self) -> str:
+        """QEMU's own view of the guest (`query-status` over QMP): "running", or e.g. "io-error" when
+        QEMU paused the guest because a host write failed (a full disk), which looks like a hung guest."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "qemu not running"
+        return f"{self._qmp_status()}, {self._cpu_use()}"
+
+    def _cpu_use(self) -> str:
+        """QEMU's CPU time against the wall clock since it started: a guest stuck with idle vCPUs (e.g. a
+        lost timer interrupt) uses almost none, a slow but running one close to one second per second."""
+        assert self.proc is not None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+            cpu_s = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+            uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+            age_s = uptime_s - int(fields[19]) / ticks  # starttime
+        except (OSError, ValueError, IndexError):
+            return "CPU use unknown"
+        return f"QEMU used {cpu_s:.0f} s CPU in {age_s:.0f} s"
+
+    def _qmp_status(self) -> str:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(str(self.qmp_path))
+                f = sock.makefile("rwb")
+                f.readline()  # greeting
+                for cmd in ("qmp_capabilities", "query-status"):
+                    f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+                    f.flush()
+                    while True:
+                        reply = json.loads(f.readline())
+                        if "return" in reply or "error" in reply:
+                            break
+                ret = reply.get("return") or {}
+                return str(ret.get("status", reply))
+        except (OSError, ValueError) as exc:
+            return f"QMP unavailable ({exc})"
+
     def fail(self, what: str) -> VmError:
-        return VmError(f"{what}\n--- serial console (last lines) ---\n{self.console_tail()}")
+        return VmError(
+            f"{what}\n--- QEMU status: {self.run_state()}\n"
+            f"--- serial console (last lines) ---\n{self.console_tail()}"
+        )
 
     # ---------------------------------------------------------------- talking
     def wait_agent(self, timeout_s: float) -> None:
@@ -200,18 +243,29 @@ class Vm:
         assert isinstance(ret, dict)
         pid = ret["pid"]
         deadline = time.monotonic() + timeout_s
+        poll_s = 0.1  # grows to 2 s: a long command is not polled (and logged by qemu-ga) 3 times a second
         while True:
             try:
                 st = self.agent.call("guest-exec-status", 60, pid=pid)
             except (OSError, TimeoutError, ConnectionError):
+                # A guest starved by a loaded host can miss one answer: reconnect and ask again (the
+                # agent keeps the command's status) until the command's own deadline.
                 self.agent.close()
-                raise self.fail(f"guest agent lost while running: {command}") from None
+                if time.monotonic() > deadline:
+                    raise self.fail(f"guest agent lost while running: {command}") from None
+                try:
+                    self.agent.sync(max(5.0, min(60.0, deadline - time.monotonic())))
+                except (OSError, TimeoutError, ConnectionError, ValueError):
+                    self.agent.close()
+                    raise self.fail(f"guest agent lost while running: {command}") from None
+                continue
             assert isinstance(st, dict)
             if st.get("exited"):
                 break
             if time.monotonic() > deadline:
                 raise self.fail(f"`{command}` did not finish within {timeout_s:.0f} s")
-            time.sleep(0.3)
+            time.sleep(poll_s)
+            poll_s = min(2.0, poll_s * 1.5)
         out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
         err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
         code = int(st.get("exitcode", -st.get("signal", 1)))

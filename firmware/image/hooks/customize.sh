@@ -1,6 +1,7 @@
 #!/bin/sh
 # mmdebstrap customize hook: puts edge-assistant into the root filesystem "$1".
-# Reads from the environment (set by build-image.sh): EA_REPO (repo root), EA_WHEELHOUSE, EA_MODELS
+# Reads from the environment (set by build-image.sh): EA_REPO (the source snapshot the wheel was built
+# from, so firmware/ and the application always match), EA_WHEELHOUSE, EA_MODELS
 # (model cache), EA_BOARD, EA_COMPATIBLE, EA_KEYRING (CA certificate the device trusts), EA_VERSION.
 set -eu
 R=$1
@@ -61,6 +62,9 @@ say "configuration"
 install -d "$R/etc/edge-assistant" "$R/usr/share/edge-assistant/config"
 install -m 0644 "$FW"/config/*.toml "$R/usr/share/edge-assistant/config/"
 install -m 0644 "$FW/config/demo.toml" "$R/etc/edge-assistant/device.toml"
+# the image's own code must accept the image's configuration (else the assistant fails at every boot)
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$R" /opt/edge-assistant/current/venv/bin/edge-assistant \
+    config check /etc/edge-assistant/device.toml >/dev/null
 echo "$EA_BOARD" > "$R/etc/edge-assistant/board"
 if [ -d "$IMG/boards/$EA_BOARD/rootfs" ]; then
     cp -r "$IMG/boards/$EA_BOARD/rootfs/." "$R/"
