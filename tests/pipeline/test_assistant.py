@@ -6,53 +6,17 @@ so these tests need no recordings; the agents read the demo EV's simulated drive
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from edge_assistant.audio import speech_synth
-from edge_assistant.pipeline import Assistant, AssistantConfig, ListenTimedOut, Replied, Responder, WakeHeard
+from edge_assistant.pipeline import Assistant, ListenTimedOut, Replied, WakeHeard
 from edge_assistant.pipeline.scene import SceneTurn, build_scene
+
+from .conftest import plain_assistant as _assistant
 
 pytestmark = pytest.mark.skipif(not speech_synth.available(),
                                 reason="espeak-ng is not installed (make test installs the Debian package)")
-
-
-@pytest.fixture(scope="module")
-def demo_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edge_assistant.vehicle import write_demo_log
-
-    path = tmp_path_factory.mktemp("drive") / "demo.log"
-    write_demo_log(path, duration_s=720.0, seed=1)
-    return path
-
-
-@pytest.fixture(scope="module")
-def router(demo_log: Path):
-    from edge_assistant.agents.car_genius import genius_from_log
-    from edge_assistant.agents.router import AgentRouter
-    from edge_assistant.agents.travel_companion import travel_from_log
-    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING
-
-    genius = genius_from_log(demo_log, DEMO_DBC, DEMO_MAPPING, vehicle="demo_ev")
-    travel = travel_from_log(demo_log, DEMO_DBC, DEMO_MAPPING)
-    return AgentRouter(genius, travel)
-
-
-@pytest.fixture(scope="module")
-def recognizer():
-    from edge_assistant.asr.recognizer import WhisperRecognizer
-
-    return WhisperRecognizer()
-
-
-def _assistant(router, recognizer, **config) -> Assistant:
-    from edge_assistant.vad.endpoint import Endpointer
-    from edge_assistant.wakeword.engine import build_engine
-
-    return Assistant(build_engine("alexa"), Endpointer(listening=False), Responder(recognizer, router),
-                     AssistantConfig(**config))
 
 
 def _run(assistant: Assistant, pcm: np.ndarray, chunk: int) -> list:

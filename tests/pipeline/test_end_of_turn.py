@@ -24,21 +24,11 @@ TRAILING_S = 0.7  # the endpointer's default trailing silence
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory):
-    """(recogniser, router, matcher, grammar for the recogniser, prefix test), built once."""
-    from edge_assistant.agents.car_genius import genius_from_log
-    from edge_assistant.agents.router import AgentRouter
-    from edge_assistant.agents.travel_companion import travel_from_log
-    from edge_assistant.asr.recognizer import WhisperRecognizer
+def parts(router, recognizer):
+    """(recogniser, router, matcher, grammar for the recogniser, its shape), built once."""
     from edge_assistant.intents import car_matcher
     from edge_assistant.pipeline.grammar_link import GrammarShape, recognition_grammar
-    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, write_demo_log
 
-    log_path = tmp_path_factory.mktemp("drive") / "demo.log"
-    write_demo_log(log_path, duration_s=720.0, seed=1)
-    router = AgentRouter(genius_from_log(log_path, DEMO_DBC, DEMO_MAPPING, vehicle="demo_ev"),
-                         travel_from_log(log_path, DEMO_DBC, DEMO_MAPPING))
-    recognizer = WhisperRecognizer()
     matcher = car_matcher()
     bias = recognition_grammar(matcher, recognizer.tokenizer)
     return recognizer, router, matcher, bias, GrammarShape(bias)

@@ -19,44 +19,17 @@ from edge_assistant.pipeline import (
     FollowUpOpened,
     ListenTimedOut,
     Replied,
-    Responder,
     WakeHeard,
 )
 from edge_assistant.pipeline.scene import SceneTurn, build_scene
+
+from .conftest import plain_assistant as _assistant
 
 pytestmark = pytest.mark.skipif(not speech_synth.available(),
                                 reason="espeak-ng is not installed (make test installs the Debian package)")
 
 RATE = 16000
 CHUNK = 1280
-
-
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory):
-    from edge_assistant.agents.car_genius import genius_from_log
-    from edge_assistant.agents.router import AgentRouter
-    from edge_assistant.agents.travel_companion import travel_from_log
-    from edge_assistant.vehicle import DEMO_DBC, DEMO_MAPPING, write_demo_log
-
-    log_path = tmp_path_factory.mktemp("drive") / "demo.log"
-    write_demo_log(log_path, duration_s=720.0, seed=1)
-    return AgentRouter(genius_from_log(log_path, DEMO_DBC, DEMO_MAPPING, vehicle="demo_ev"),
-                       travel_from_log(log_path, DEMO_DBC, DEMO_MAPPING))
-
-
-@pytest.fixture(scope="module")
-def recognizer():
-    from edge_assistant.asr.recognizer import WhisperRecognizer
-
-    return WhisperRecognizer()
-
-
-def _assistant(router, recognizer, **config) -> Assistant:
-    from edge_assistant.vad.endpoint import Endpointer
-    from edge_assistant.wakeword.engine import build_engine
-
-    return Assistant(build_engine("alexa"), Endpointer(listening=False), Responder(recognizer, router),
-                     AssistantConfig(**config))
 
 
 def _speech(text: str, lead_s: float = 0.5, tail_s: float = 2.5, snr_db: float = 15.0, seed: int = 0) -> np.ndarray:
