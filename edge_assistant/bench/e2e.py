@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,10 @@ def _segment_of(scene: Any, speech_start_s: float, speech_end_s: float) -> int |
     return best
 
 
-def summarise(scene: Any, replies: list[dict], matcher: Any) -> dict[str, Any]:
-    """Exchanges scored against the reference text; ``replies`` carry the reply event's keys plus
-    ``end_to_reply_ms`` (already measured by the caller)."""
+def summarise(scene: Any, replies: list[dict], matcher: Any,
+              end_to_reply_ms: Callable[[dict, Any], float]) -> dict[str, Any]:
+    """Exchanges scored against the reference text. ``replies``: reply events (as dicts); ``end_to_reply_ms``:
+    (reply, the scene segment it answers) → milliseconds from the segment's last voiced sample to the reply."""
     expected = [matcher.match(seg.command) for seg in scene.segments]
     rows: list[dict[str, Any]] = []
     answered: set[int] = set()
@@ -106,7 +108,7 @@ def summarise(scene: Any, replies: list[dict], matcher: Any) -> dict[str, Any]:
             "command_s": round(seg.command_end_s - seg.command_start_s, 2), "end_reason": r.get("end_reason"),
             "endpoint_wait_ms": round((r["detected_s"] - seg.command_end_s) * 1e3, 1),
             "asr_ms": r["asr_ms"], "match_ms": r.get("match_ms"), "agent_ms": r.get("agent_ms"),
-            "end_to_reply_ms": round(r["end_to_reply_ms"], 1),
+            "end_to_reply_ms": round(end_to_reply_ms(r, seg), 1),
         })
     short = [x for x in rows if x["command_s"] <= SHORT_COMMAND_S]
     reasons: dict[str, int] = {}
@@ -151,14 +153,13 @@ def run_fast(cfg: E2eConfig, scene: Any | None = None) -> dict[str, Any]:
         dt = (time.perf_counter() - t0) * 1e3
         if not events:
             chunk_ms.append(dt)
-        for ev in events:
-            if ev.kind == "reply":
-                d = ev.to_dict()
-                seg = scene.segments[_segment_of(scene, ev.speech_start_s, ev.speech_end_s) or 0]
-                d["end_to_reply_ms"] = (ev.detected_s - seg.command_end_s) * 1e3 + ev.reply_latency_ms
-                replies.append(d)
+        replies += [ev.to_dict() for ev in events if ev.kind == "reply"]
     wall = time.perf_counter() - t_start
-    out = summarise(scene, replies, car_matcher())
+
+    def end_to_reply_ms(r: dict, seg: Any) -> float:  # the endpointing wait in stream time, then the processing
+        return (r["detected_s"] - seg.command_end_s) * 1e3 + r["reply_latency_ms"]
+
+    out = summarise(scene, replies, car_matcher(), end_to_reply_ms)
     out["stage_ms"]["wake_and_endpoint_per_80ms_chunk"] = _pct(chunk_ms)
     out |= {"mode": "fast", "audio_s": round(scene.duration_s, 1), "wall_s": round(wall, 1),
             "pauses_judged": getattr(assistant.end_of_turn, "judged", 0)}
@@ -210,14 +211,13 @@ def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progr
         mic.join(5.0)
     if mic.t0 is None:
         raise RuntimeError("the microphone never started")
-    replies = []
-    for wall, ev in events:
-        if ev.get("event") != "reply":
-            continue
-        seg = scene.segments[_segment_of(scene, ev["speech_start_s"], ev["speech_end_s"]) or 0]
-        spoken_at = mic.t0 + seg.command_end_s  # the writer keeps stream time = wall time since t0
-        replies.append(dict(ev, end_to_reply_ms=(wall - spoken_at) * 1e3))
-    out = summarise(scene, replies, car_matcher())
+    t0 = mic.t0
+    replies = [dict(ev, wall_s=wall) for wall, ev in events if ev.get("event") == "reply"]
+
+    def end_to_reply_ms(r: dict, seg: Any) -> float:  # the writer keeps stream time = wall time since t0
+        return (r["wall_s"] - (t0 + seg.command_end_s)) * 1e3
+
+    out = summarise(scene, replies, car_matcher(), end_to_reply_ms)
     out |= {"mode": "realtime", "audio_s": round(seconds, 1), "device_rate_hz": DEVICE_RATE_HZ,
             "capture": {k: audio.get(k) for k in ("overruns", "xruns")}}
     return out

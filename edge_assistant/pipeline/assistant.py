@@ -40,6 +40,7 @@ import numpy as np
 from edge_assistant.agents.base import AgentAnswer
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents import Intent, parse
+from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_END_LATER
 
 log = logging.getLogger(__name__)
 
@@ -377,9 +378,9 @@ class Assistant:
         """The endpointer's pause callback: the end-of-turn judge decides; a complete command's recognition is
         kept for its answer."""
         if not self._capturing:
-            return "continue"
+            return PAUSE_CONTINUE
         decision, heard = self.end_of_turn.judge(pause.audio)
-        self._early = heard if decision in ("end", "end_later") else None
+        self._early = heard if decision in (PAUSE_END, PAUSE_END_LATER) else None
         return decision
 
     def _handle_endpoint(self, ep_events: list[Any]) -> list[PipelineEvent]:

@@ -62,13 +62,17 @@ def test_scoring_follows_the_words_spoken() -> None:
                                       snr_db=None))
     seg = scene.segments[0]
     base = {"speech_start_s": seg.command_start_s, "speech_end_s": seg.command_end_s + 0.1, "heard": "",
-            "detected_s": seg.command_end_s + 0.3, "asr_ms": 100.0, "end_to_reply_ms": 400.0}
+            "detected_s": seg.command_end_s + 0.3, "asr_ms": 100.0}
     right = dict(base, intent="climate.set_temperature", slots={"temperature": 21, "unit": "celsius"})
     wrong = dict(base, intent="climate.set_temperature", slots={"temperature": 20, "unit": "celsius"})
-    assert summarise(scene, [right], car_matcher())["correct_intents"] == 1
-    r = summarise(scene, [wrong], car_matcher())
+
+    def ms(r: dict, s: object) -> float:
+        return 400.0
+
+    assert summarise(scene, [right], car_matcher(), ms)["correct_intents"] == 1
+    r = summarise(scene, [wrong], car_matcher(), ms)
     assert r["correct_intents"] == 0 and r["wrong"][0]["expected_slots"]["temperature"] == 21
-    assert summarise(scene, [], car_matcher())["unanswered"] == [seg.command]
+    assert summarise(scene, [], car_matcher(), ms)["unanswered"] == [seg.command]
 
 
 def test_cli_writes_json(tmp_path: Path) -> None:
