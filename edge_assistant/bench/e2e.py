@@ -160,9 +160,12 @@ def run_fast(cfg: E2eConfig, scene: Any | None = None) -> dict[str, Any]:
         return (r["detected_s"] - seg.command_end_s) * 1e3 + r["reply_latency_ms"]
 
     out = summarise(scene, replies, car_matcher(), end_to_reply_ms)
+    judge = assistant.end_of_turn
     out["stage_ms"]["wake_and_endpoint_per_80ms_chunk"] = _pct(chunk_ms)
     out |= {"mode": "fast", "audio_s": round(scene.duration_s, 1), "wall_s": round(wall, 1),
-            "pauses_judged": getattr(assistant.end_of_turn, "judged", 0)}
+            "pauses_judged": judge.judged if judge else 0,
+            "pause_decisions": {"end": judge.ended, "end_later": judge.ended_later, "hold": judge.held} if judge
+            else {}}
     return out
 
 

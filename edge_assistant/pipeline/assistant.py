@@ -154,8 +154,6 @@ class Heard:
     match_ms: float
     free_text: str
     """The recogniser's own text before the grammar had a say (equal to ``text`` without a grammar)."""
-    grammar: str = ""
-    """How the grammar decided (``free_in_grammar``, ``constrained``, ``free_no_fit`` ...); empty without one."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +242,7 @@ class Responder:
         t2 = time.perf_counter()
         extra = getattr(transcript, "extra", None) or {}
         free = str(extra.get("free_text", transcript.text)).strip()
-        return Heard(text, intent, (t1 - t0) * 1e3, (t2 - t1) * 1e3, free, str(extra.get("grammar", "")))
+        return Heard(text, intent, (t1 - t0) * 1e3, (t2 - t1) * 1e3, free)
 
     def respond(self, utterance: Any, heard: Heard | None = None) -> Replied:
         """Answer ``utterance``; ``heard``: its recognition when already done (a command ended early)."""
