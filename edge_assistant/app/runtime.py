@@ -5,7 +5,8 @@ Threads, and what each may wait for:
 * **capture** (:mod:`edge_assistant.audio.capture`): reads ALSA into a bounded ring buffer; it never waits for
   anyone, so a slow stage shows up as counted overruns, never as a stalled microphone;
 * **pipeline** (the thread that calls :meth:`App.run`): wake word and endpointing on each chunk (a few ms per
-  80 ms chunk), kicks the systemd watchdog only while audio really flows, writes the health report once a
+  80 ms chunk), kicks the systemd watchdog while audio flows or an absent microphone is being retried (not
+  when the capture is stuck in a driver, nor when this thread hangs), writes the health report once a
   second; a finished command is handed to the responder queue, not answered here;
 * **responder**: ASR → intent → agent for one command at a time, so a 2 s transcription never holds up the audio;
   with ``[speech]`` enabled it also synthesises the reply (espeak-ng) and queues it for playback;
@@ -162,6 +163,7 @@ class App:
     # ---- running ---------------------------------------------------------------------------------------
     def run(self, for_s: float | None = None, notifier: Any = None) -> RunStats:
         """Process audio until :meth:`stop` (or ``for_s`` seconds of captured audio); answer what is pending."""
+        from edge_assistant.audio.capture import RECONNECTING
         from edge_assistant.core.sdnotify import WatchdogKicker
 
         watchdog = WatchdogKicker.from_env(notifier) if notifier is not None else None
@@ -170,19 +172,26 @@ class App:
         limit = None if for_s is None else int(round(for_s * SAMPLE_RATE_HZ))
         while not self._stop.is_set():
             chunk = self.capture.read(0.2)
-            if chunk is not None and chunk.size:
+            got_audio = chunk is not None and chunk.size > 0
+            if got_audio:
                 if limit is not None:
                     chunk = chunk[: max(0, limit - self.stats.samples)]
                 self._feed(chunk)
-                if watchdog is not None:
-                    watchdog.kick()
-                if not ready:
-                    ready = True
-                    self._send({"event": "ready", "config": str(self.config.source or "built-in demo"),
-                                "audio_device": self.audio_device or self.config.audio.device,
-                                "load_s": round(time.monotonic() - self.started_mono, 2)})
-                    if notifier is not None:
-                        notifier.ready("listening for the wake word")
+            # READY once audio flows, or once the microphone is known to be absent (it is retried; a restart
+            # cannot plug it in, and the vehicle side and uplink keep working meanwhile; health says failing)
+            if not ready and (got_audio or self.capture.state == RECONNECTING):
+                ready, absent = True, not got_audio
+                self._send({"event": "ready", "config": str(self.config.source or "built-in demo"),
+                            "audio_device": self.audio_device or self.config.audio.device,
+                            "microphone": "absent, retrying" if absent else "capturing",
+                            "load_s": round(time.monotonic() - self.started_mono, 2)})
+                if notifier is not None:
+                    notifier.ready("listening for the wake word" if got_audio
+                                   else "microphone absent; retrying")
+            # the watchdog is fed from this thread while the capture makes progress: a hung pipeline or a
+            # capture stuck inside a driver starves it and systemd restarts the service
+            if ready and watchdog is not None and (got_audio or self.capture.is_live()):
+                watchdog.kick()
             now = time.monotonic()
             if now >= next_health:
                 next_health = now + HEALTH_EVERY_S

@@ -16,6 +16,10 @@ own, mixes the channels to mono, resamples to 16 kHz with the C front end's
   change and reports everything in :meth:`MicrophoneCapture.stats`. Nothing raises into the app.
 * The PCM is opened non-blocking and waited on with ``poll`` and a short timeout, so :meth:`stop`
   returns within about ``poll_timeout_s`` in every state (back-off waits are interruptible too).
+* :meth:`MicrophoneCapture.is_live` tells a supervisor (the systemd watchdog) whether the thread is doing
+  its job: audio arriving, or an absent device being retried. Only a thread stuck inside a driver (a read
+  or open that never returns) or a dead one is not live: that a restart may fix, an unplugged microphone
+  it cannot.
 
 Why pyalsaaudio (``alsaaudio``) and not sounddevice: both install and run here (pyalsaaudio 0.11 builds
 against Debian's libasound2-dev; sounddevice 0.5 loads Debian's PortAudio 19.6). pyalsaaudio is a thin
@@ -272,6 +276,23 @@ class MicrophoneCapture:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def live_window_s(self) -> float:
+        """Longest the capture thread goes without progress while it works: a back-off wait at most, or the
+        stall timeout (after which a silent device is dropped and retried), plus a stall timeout of margin."""
+        return max(self._backoff_max_s, self._stall_timeout_s) + self._stall_timeout_s
+
+    def is_live(self, now_s: float | None = None) -> bool:
+        """True while the capture thread makes progress: audio arrived, a state changed or an open was
+        attempted within :attr:`live_window_s`. An absent microphone being retried is live; a thread stuck in
+        ALSA (a read or open that never returns), an ended thread or a stopped capture is not."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or self._stop_event.is_set():
+            return False
+        now = time.monotonic() if now_s is None else now_s
+        with self._lock:
+            return now - self._progress_s <= self.live_window_s
+
     # ------------------------------------------------------------------ internals
     def _reset_counters(self) -> None:
         self._captured = self._delivered = 0
@@ -281,6 +302,7 @@ class MicrophoneCapture:
         self._last_chunk: float | None = None
         self._device_params: tuple[int, int, str] | None = None
         self._cpu_s = 0.0
+        self._progress_s = time.monotonic()  # last audio, state change or open attempt (is_live)
         self._ring_base = (self._ring.overruns, self._ring.overrun_samples)
 
     def _snapshot(self) -> CaptureStats:
@@ -310,6 +332,7 @@ class MicrophoneCapture:
                    failed_open: bool = False) -> None:
         with self._lock:  # one lock: a snapshot never sees a count without its matching delay
             old = self._state
+            self._progress_s = time.monotonic()
             if error is not None:
                 self._last_error = error
             self._retry_delay_s = retry_delay_s
@@ -342,6 +365,8 @@ class MicrophoneCapture:
         attempts = 0  # failed opens / losses in the current outage: drives the back-off
         try:
             while not self._stop_event.is_set():
+                with self._lock:
+                    self._progress_s = time.monotonic()
                 try:
                     pcm, conv = self._open()
                 except Exception as exc:  # _DeviceLost, or anything unexpected from the binding
@@ -450,7 +475,7 @@ class MicrophoneCapture:
             cpu = time.thread_time()
             with self._lock:
                 self._captured += y.size
-                self._last_chunk = now
+                self._last_chunk = self._progress_s = now
                 self._cpu_s = cpu
         return got_audio
 

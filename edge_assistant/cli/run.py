@@ -4,7 +4,8 @@ Captures the microphone through ALSA, listens for the wake word, answers from th
 GNSS receiver and trouble codes, and reports its health. Everything comes from one device configuration
 (``firmware/config/demo.toml`` and ``kona-ev.toml`` document every key); with no ``--config`` it runs the
 embedded demo: the demo EV driving on python-can's virtual bus. Under systemd (``Type=notify``) it reports
-READY once the models are loaded and audio flows, and kicks the watchdog only while audio flows.
+READY once the models are loaded and audio flows (or the microphone is found absent: it is retried and
+health says failing), and kicks the watchdog while the capture makes progress (not when it is stuck in a driver).
 """
 
 from __future__ import annotations
