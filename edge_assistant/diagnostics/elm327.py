@@ -10,6 +10,7 @@ reassembles the headered ISO-TP frames per ECU with :mod:`isotp_log`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -57,11 +58,17 @@ class Elm327Client(ObdServices):
     ``SKIPPED_LINES_KEPT`` of them.
     """
 
-    def __init__(self, port: str, baudrate: int = 38400, timeout_s: float = 2.0, reset_timeout_s: float = 5.0) -> None:
+    def __init__(self, port: str, baudrate: int = 38400, timeout_s: float = 2.0, reset_timeout_s: float = 5.0,
+                 ecu_timeout_ms: int | None = None) -> None:
+        """``ecu_timeout_ms``: how long the adapter waits for an ECU's answer (``AT ST``, 4 ms steps up to 1020 ms;
+        None keeps the adapter's default, about 200 ms), for slow ECUs or gateways."""
+        if ecu_timeout_ms is not None and not 4 <= ecu_timeout_ms <= 1020:
+            raise ConfigError(f"Elm327Client ecu_timeout_ms={ecu_timeout_ms}: expected 4-1020 ms (AT ST, 4 ms steps)")
         self.port = port
         self.baudrate = baudrate
         self.timeout_s = timeout_s
         self.reset_timeout_s = reset_timeout_s
+        self.ecu_timeout_ms = ecu_timeout_ms
         self._ser = None
         self._header = 0x7DF
         self.version: str | None = None
@@ -147,7 +154,8 @@ class Elm327Client(ObdServices):
         self.version = next((ln for ln in lines if ln.upper().startswith("ELM")), None)
         if self.version is None:
             raise Elm327Error(f"{self.port}: ATZ answered {lines!r}, no ELM327 identification")
-        for c in (*INIT_COMMANDS, f"ATSP{protocol}"):
+        st = () if self.ecu_timeout_ms is None else (f"ATST{round(self.ecu_timeout_ms / 4):02X}",)
+        for c in (*INIT_COMMANDS, *st, f"ATSP{protocol}"):
             ans = self.command(c)
             if "OK" not in ans:
                 raise Elm327Error(f"{self.port}: {c} answered {ans!r}, expected OK")
@@ -217,10 +225,12 @@ class Elm327Emulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped_bytes = 0  # bytes of command lines longer than MAX_COMMAND_BYTES (only the tail is kept)
+        self._tester_config = getattr(tester, "config", None)  # AT ST changes its first-answer wait (p2)
         self._reset_settings()
 
     def _reset_settings(self) -> None:
         self.echo, self.linefeeds, self.spaces, self.headers = True, False, True, False
+        self._set_ecu_timeout(None)
         self.protocol = "0"
         self.header_id = 0x7DF
         self._searched = False
@@ -310,11 +320,20 @@ class Elm327Emulator:
         if a.startswith("SH") and len(a) == 5 and _HEX.match(a[2:]):
             self.header_id = int(a[2:], 16)
             return "OK"
-        if a in ("D", "AT0", "AT1", "AT2", "CAF1", "CAF0", "D0", "D1") or a.startswith("ST"):
+        if a.startswith("ST") and len(a) == 4 and _HEX.match(a[2:]):
+            self._set_ecu_timeout(int(a[2:], 16) * 4 or None)  # ST00: the default again
+            return "OK"
+        if a in ("D", "AT0", "AT1", "AT2", "CAF1", "CAF0", "D0", "D1"):
             return "OK"
         if a == "RV":
             return "12.4V"
         return "?"
+
+    def _set_ecu_timeout(self, ms: int | None) -> None:
+        """AT ST on the emulated adapter: the tester waits ``ms`` for a first answer (None: its own default)."""
+        if self._tester_config is not None:
+            self.tester.config = (self._tester_config if ms is None
+                                  else dataclasses.replace(self._tester_config, p2_s=ms / 1000.0))
 
     def _obd(self, payload: bytes) -> str:
         prefix = ""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import can
 import pytest
 
-from edge_assistant.core.errors import DataFormatError
+from edge_assistant.core.errors import ConfigError, DataFormatError
 from edge_assistant.core.state import VehicleState
 from edge_assistant.diagnostics.clients import DiagnosticTimeout, ObdClient, ObdClientConfig
 from edge_assistant.diagnostics.elm327 import (
@@ -122,3 +122,20 @@ def test_silent_port_times_out_with_the_port_named() -> None:
         os.close(slave)
     with pytest.raises(Elm327Error, match="cannot open serial port"):
         Elm327Client("/dev/does-not-exist-elm").open()
+
+
+def test_at_st_sets_the_wait_for_the_ecus_and_a_reset_restores_it(tester: ObdClient) -> None:
+    """The client's ``ecu_timeout_ms`` becomes AT ST (4 ms steps); the emulated adapter passes it on as the
+    tester's first-answer wait, and ATZ brings back the adapter's default."""
+    default = tester.config.p2_s
+    with Elm327Emulator(tester) as emu, Elm327Client(emu.port, ecu_timeout_ms=1020) as elm:
+        elm.initialize()
+        assert tester.config.p2_s == pytest.approx(1.02)
+        assert elm.read_pids(0x0D, ecu=0x7EC)[0x7EC][0].value == 42
+        assert elm.command("ATST00") == ["OK"] and tester.config.p2_s == default
+        assert elm.command("ATST19") == ["OK"] and tester.config.p2_s == pytest.approx(0.1)
+        elm.command("ATZ", timeout_s=elm.reset_timeout_s)
+        assert tester.config.p2_s == default
+    for bad in (0, 3, 1021):
+        with pytest.raises(ConfigError, match="ecu_timeout_ms"):
+            Elm327Client("/dev/null", ecu_timeout_ms=bad)
