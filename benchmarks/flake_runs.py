@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -40,8 +41,14 @@ def timing_modules() -> list[str]:
 def run_once(selection: list[str], log: Path) -> dict:
     t0 = time.monotonic()
     with log.open("w") as fh:
-        rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *selection],
-                             cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *selection],
+                               cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            rc = run.wait()
+        finally:  # stopped from outside: the pytest run goes too
+            if run.poll() is None:
+                run.terminate()
+                run.wait(30)
     text = log.read_text(errors="replace")
     failed = sorted(set(re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.M)))
     summary = text.strip().splitlines()[-1] if text.strip() else ""
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the series as JSON")
     ap.add_argument("selection", nargs="*", help="pytest arguments (default: the timing-based modules)")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-ups below (pytest, stress-ng)
     if args.runs < 1 or args.stress_cpu < 0:
         ap.error("--runs must be >= 1 and --stress-cpu >= 0")
     selection = args.selection or timing_modules()
