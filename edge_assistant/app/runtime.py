@@ -387,6 +387,11 @@ class App:
 
     _trip = None
 
+    @property
+    def trip(self) -> Any:
+        """The Travel Companion's trip computer (what the ``trip`` message at shutdown reports), or None."""
+        return self._trip
+
     def _publish_trip(self) -> None:
         """The trip so far as a ``trip`` message: the service stops when the car is switched off (the ECU
         loses ignition power), so this is the end of the drive. Queued on disk, sent on the next connection."""

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
                    help="answer this service with 7F SID 78 (response pending) first, then after --slow-delay")
     p.add_argument("--slow-delay", type=float, default=1.0, metavar="S", help="delay of --slow services")
     p.add_argument("--elm327", action="store_true", help="also run an ELM327 emulator on a pty")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C or SIGTERM)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the endpoints (ids, pty path) as JSON once serving")
     p.set_defaults(func=run)
@@ -29,6 +29,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     import contextlib
+    import signal
+    import threading
     import time
 
     from edge_assistant.cli._common import write_json
@@ -71,10 +73,14 @@ def run(args) -> int:
             if args.elm327:
                 sys.stdout.write(f"ELM327 emulator on {info['elm327_pty']}\n")
         sys.stdout.flush()
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():  # a service manager stops us with SIGTERM
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            stack.callback(signal.signal, signal.SIGTERM, previous)
         try:
             deadline = None if args.duration is None else time.monotonic() + args.duration
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(0.1)
+            while not stop.wait(0.1) and (deadline is None or time.monotonic() < deadline):
+                pass
         except KeyboardInterrupt:
             pass
     return 0

@@ -64,7 +64,8 @@ def test_diag_dtc_through_an_elm327_on_a_pty(tmp_path: Path) -> None:
 
 
 def test_diag_ecu_serves_an_elm327_pty(tmp_path: Path) -> None:
-    """`diag ecu --elm327` serves the virtual ECUs through an emulated adapter until Ctrl-C (exit 0). The
+    """`diag ecu --elm327` serves the virtual ECUs through an emulated adapter until SIGTERM (exit 0; Ctrl-C
+    too, but a test run in the background inherits SIGINT ignored, as Python's children then do). The
     client asks the adapter for its longest ECU wait (AT ST FF, 1020 ms), as a tool talking to slow ECUs
     would: the emulated ECUs are threads, and a loaded machine may not run them within the 100 ms default."""
     import os
@@ -91,11 +92,11 @@ def test_diag_ecu_serves_an_elm327_pty(tmp_path: Path) -> None:
             (speed,) = elm.read_pids(0x0D, ecu=0x7E8)[0x7E8]
             assert 0 <= speed.value <= 200
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
         try:
             out, err = server.communicate(timeout=60)
         except subprocess.TimeoutExpired:  # hung on the way out: faulthandler prints every thread's stack
             server.send_signal(signal.SIGABRT)
             out, err = server.communicate(timeout=30)
-            pytest.fail(f"diag ecu did not exit within 60 s of Ctrl-C; its threads:\n{err.decode()[-6000:]}")
+            pytest.fail(f"diag ecu did not exit within 60 s of SIGTERM; its threads:\n{err.decode()[-6000:]}")
     assert server.returncode == 0, err.decode()
