@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from edge_assistant.bench.wake import WakeBenchConfig, run_wake_bench
-from edge_assistant.wakeword.adapt import AdaptConfig, adapt_head
+from edge_assistant.modelbuild.wakeword.adapt import AdaptConfig, adapt_head
 
 
 def _renamed_head(manifest_json: Path, name: str, out_dir: Path) -> Path:

@@ -1,6 +1,6 @@
 """Choose the wake-word verifier's ``min_logprob`` on synthetic speech only (no recording from shared/data).
 
-Utterances come from the adaptation recipe's plan (``wakeword/adapt.py``: the phrase alone, in commands
+Utterances come from the adaptation recipe's plan (``modelbuild/wakeword/adapt.py``: the phrase alone, in commands
 and sentences; its confusables from CMUdict, partials, splits and runs of common words), with a seed of
 their own, spoken by Flite's voices (the Debian package ``flite``: slt, rms, awb, kal16, at random speeds
 and pitches) or, with ``--tts espeak``, by the recipe's espeak-ng voices. Whisper tiny understands Flite's
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge_assistant.audio.io import to_int16
     from edge_assistant.audio.noise import CarNoiseConfig, car_cabin_noise, mix_at_snr
     from edge_assistant.audio.speech_synth import SpeechSynthError, synthesize
-    from edge_assistant.wakeword.adapt import AdaptConfig, plan_utterances
+    from edge_assistant.modelbuild.wakeword.adapt import AdaptConfig, plan_utterances
     from edge_assistant.wakeword.engine import build_engine
     from edge_assistant.wakeword.verifier import VerifierConfig, WhisperVerifier
 

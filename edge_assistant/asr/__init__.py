@@ -1,7 +1,7 @@
 """Speech recognition: Whisper tiny.en converted from CTranslate2 to int8 ONNX, run with onnxruntime.
 
-Modules: ``ct2`` (model.bin reader), ``export`` (ONNX graphs), ``quantize`` (int8), ``model_cache``
-(build/verify the cache), ``tokenizer``, ``recognizer`` (:class:`WhisperRecognizer`), ``wer`` (scoring).
+Modules: ``model_cache`` (load/verify the cache), ``tokenizer``, ``recognizer`` (:class:`WhisperRecognizer`),
+``wer`` (scoring). The conversion itself is in :mod:`edge_assistant.modelbuild.asr` (build time only).
 Nothing heavy is imported here.
 """
 

@@ -1,30 +1,27 @@
-"""The ASR model cache: convert + quantise Whisper once, with a manifest of SHA-256 checksums.
+"""The ASR model cache: the converted Whisper set, its manifest of SHA-256 checksums, and checks on it.
 
 Layout under the cache root (``$EDGE_ASSISTANT_MODELS`` or :func:`model_cache_dir`)::
 
     whisper-tiny.en/
       manifest.json          what was built from what, and every file's size and SHA-256
       encoder.onnx  cross_kv.onnx  decoder.onnx                (float32)
-      encoder.int8.onnx  cross_kv.int8.onnx  decoder.int8.onnx (int8 weights, see quantize.py)
+      encoder.int8.onnx  cross_kv.int8.onnx  decoder.int8.onnx (int8 weights)
       tokenizer.json  config.json                              (copied from the source package)
 
-A build is written into a temporary sibling directory and renamed into place, so a crash never leaves a
-half-written model set. :func:`build_whisper` skips the work when the manifest's source fingerprint
-(SHA-256 of the package's model.bin/config.json/tokenizer.json plus :data:`EXPORT_REVISION`) matches
-and every file verifies.
+The set is built by :func:`edge_assistant.modelbuild.asr.whisper.build_whisper` (build tools, not on the
+device); this module only reads and verifies it. A build is up to date when the manifest's source
+fingerprint (SHA-256 of the package's model.bin/config.json/tokenizer.json plus :data:`EXPORT_REVISION`)
+matches and every file verifies.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_assistant.core.build_record import environment, file_entry, input_changes, sha256_file
+from edge_assistant.core.build_record import input_changes, sha256_file
 from edge_assistant.core.errors import ModelFileError
 from edge_assistant.core.paths import model_cache_dir, whisper_package_dir
 
@@ -32,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "whisper-tiny.en"
 MANIFEST = "manifest.json"
-#: Bump when export.py/quantize.py change what they write: caches built by older code are rebuilt.
+#: Bump when modelbuild/asr/export.py or quantize.py change what they write: caches built by older code are rebuilt.
 EXPORT_REVISION = 3
 SOURCE_FILES = ("model.bin", "config.json", "tokenizer.json")
 GRAPHS = ("encoder", "cross_kv", "decoder")
@@ -156,69 +153,3 @@ def is_up_to_date(cache_root: Path | None = None, fingerprint: dict | None = Non
     fingerprint = fingerprint or source_fingerprint()
     return manifest["source"].get("files") == fingerprint["files"] and \
         manifest["source"].get("export_revision") == fingerprint["export_revision"]
-
-
-def build_whisper(cache_root: Path | None = None, force: bool = False, progress=None) -> tuple[Path, bool]:
-    """Convert + quantise into the cache; return (directory, built). ``built`` is False when skipped.
-
-    ``progress(step_name)`` is called before each step (the CLI drives a progress bar with it).
-    """
-    import onnx
-    import onnxruntime
-
-    from edge_assistant import __version__
-    from edge_assistant.asr.ct2 import read_ct2_model
-    from edge_assistant.asr.export import build_cross_kv, build_decoder, build_encoder, whisper_dims
-    from edge_assistant.asr.quantize import quantize_int8
-
-    source_dir = whisper_package_dir()
-    fingerprint = source_fingerprint(source_dir)
-    directory = whisper_dir(cache_root)
-    if not force and is_up_to_date(cache_root, fingerprint):
-        log.info("%s is up to date", directory)
-        return directory, False
-    t0 = time.perf_counter()
-    step = progress or (lambda name: None)
-    step("read model.bin")
-    model = read_ct2_model(source_dir / "model.bin")
-    dims = whisper_dims(model)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=directory.parent))
-    try:
-        quantized: dict[str, list[str]] = {}
-        for name, builder in (("encoder", build_encoder), ("cross_kv", build_cross_kv), ("decoder", build_decoder)):
-            step(f"export {name}")
-            graph = builder(model)
-            onnx.save(graph, tmp / graph_file(name, False))
-            step(f"quantise {name}")
-            quantized[name] = quantize_int8(graph, tmp / graph_file(name, True))
-            del graph
-        for name in ("tokenizer.json", "config.json"):
-            shutil.copyfile(source_dir / name, tmp / name)
-        step("checksums")
-        files = {p.name: file_entry(p) for p in sorted(tmp.iterdir())}
-        manifest = {
-            "format": 1,
-            "name": MODEL_NAME,
-            "type": "whisper-onnx",
-            "licence": "MIT (OpenAI Whisper weights, via Systran/faster-whisper-tiny.en)",
-            "sample_rate_hz": 16000,
-            "source": fingerprint,
-            "built_by": {"edge_assistant": __version__, "onnx": onnx.__version__,
-                         "onnxruntime": onnxruntime.__version__},
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "environment": environment(),
-            "build_seconds": round(time.perf_counter() - t0, 1),
-            "dims": dims.__dict__,
-            "int8_nodes": quantized,
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("built %s in %.1f s", directory, time.perf_counter() - t0)
-    return directory, True

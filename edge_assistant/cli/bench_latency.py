@@ -29,17 +29,18 @@ def run(args) -> int:
     from edge_assistant.bench.latency import default_clips_dir, run_latency_bench
     from edge_assistant.cli._common import write_json
     from edge_assistant.core.errors import ConfigError
-    from edge_assistant.wakeword.quantize import (
-        default_calibration_dirs,
-        default_int8_path,
-        quantize_embedding,
-    )
+    from edge_assistant.wakeword.model_cache import default_int8_path
 
     clips = args.clips or ([str(default_clips_dir())] if default_clips_dir() else None)
     if not clips:
         raise ConfigError("--clips: no default clip folder found; name a folder of keyword clips")
     int8 = Path(args.int8_model) if args.int8_model else default_int8_path()
-    if not int8.is_file():
+    if not int8.is_file():  # a development checkout builds it; the device image carries it
+        from edge_assistant.cli._build_tools import require_build_tools
+
+        require_build_tools(f"bench latency without {int8}")
+        from edge_assistant.modelbuild.wakeword.quantize import default_calibration_dirs, quantize_embedding
+
         calib = default_calibration_dirs()
         if not calib:
             raise ConfigError(f"--int8-model: {int8} is missing; run `edge-assistant models quantize --calibration DIR`")

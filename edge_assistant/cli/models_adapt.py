@@ -30,7 +30,10 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args):
-    from edge_assistant.wakeword.adapt import AdaptConfig
+    from edge_assistant.cli._build_tools import require_build_tools
+
+    require_build_tools("models adapt")
+    from edge_assistant.modelbuild.wakeword.adapt import AdaptConfig
 
     kw = {"head": args.head, "phrase": args.phrase, "seed": args.seed, "workers": args.workers}
     if args.utterances is not None:
@@ -61,7 +64,7 @@ def adapt_with_progress(cfg, cache, force):
     import time
 
     from edge_assistant.cli._progress import Progress
-    from edge_assistant.wakeword.adapt import ADAPTED_SUFFIX, adapt_head
+    from edge_assistant.modelbuild.wakeword.adapt import ADAPTED_SUFFIX, adapt_head
 
     name = cfg.head + ADAPTED_SUFFIX
     stages: list[Progress] = []

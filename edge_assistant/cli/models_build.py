@@ -27,9 +27,12 @@ def run(args) -> int:
     import logging
     from pathlib import Path
 
-    from edge_assistant.asr.model_cache import build_whisper
+    from edge_assistant.cli._build_tools import require_build_tools
     from edge_assistant.cli._common import write_json
     from edge_assistant.cli._progress import Progress
+
+    require_build_tools("models build")
+    from edge_assistant.modelbuild.asr.whisper import build_whisper
 
     log = logging.getLogger(__name__)
     cache = Path(args.cache) if args.cache else None
@@ -43,7 +46,8 @@ def run(args) -> int:
         bar.finish(f"{'built' if built else 'up to date'} {directory}")
     result: dict = {"whisper": {"directory": str(directory), "built": built}}
 
-    from edge_assistant.wakeword.quantize import default_int8_path, quantize_embedding
+    from edge_assistant.modelbuild.wakeword.quantize import quantize_embedding
+    from edge_assistant.wakeword.model_cache import default_int8_path
 
     if not args.wake_calibration:
         log.warning("wake int8 embedding not built: no --wake-calibration speech given")
@@ -57,7 +61,7 @@ def run(args) -> int:
         result["wakeword"] = res.to_dict()
 
     from edge_assistant.cli.models_adapt import adapt_with_progress
-    from edge_assistant.wakeword.adapt import AdaptConfig
+    from edge_assistant.modelbuild.wakeword.adapt import AdaptConfig
 
     result["adapted_heads"] = [adapt_with_progress(AdaptConfig(head=head), cache, args.force).to_dict()
                                for head in args.adapt]

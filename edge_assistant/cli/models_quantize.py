@@ -29,9 +29,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from edge_assistant.cli._build_tools import require_build_tools
     from edge_assistant.cli._common import write_json
     from edge_assistant.core.errors import ConfigError
-    from edge_assistant.wakeword.quantize import (
+
+    require_build_tools("models quantize")
+    from edge_assistant.modelbuild.wakeword.quantize import (
         DEFAULT_CALIBRATION_STEPS,
         default_calibration_dirs,
         quantize_embedding,

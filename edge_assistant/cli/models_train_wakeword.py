@@ -33,7 +33,10 @@ def register(subparsers) -> None:
 def config_from_args(args):
     import dataclasses
 
-    from edge_assistant.wakeword.train import TrainConfig
+    from edge_assistant.cli._build_tools import require_build_tools
+
+    require_build_tools("models train-wakeword")
+    from edge_assistant.modelbuild.wakeword.train import TrainConfig
 
     if args.quick:
         cfg = TrainConfig.quick(args.phrase, seed=args.seed, workers=args.workers)
@@ -49,9 +52,10 @@ def run(args) -> int:
 
     from edge_assistant.cli._common import write_json
     from edge_assistant.cli._progress import Progress
-    from edge_assistant.wakeword.train import train_wakeword
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # stops here, naming what is missing, when the build tools are not installed
+    from edge_assistant.modelbuild.wakeword.train import train_wakeword
+
     current: list[Progress] = []
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -2,7 +2,8 @@
 
 * :class:`WakeWordEngine` / :func:`build_engine` - the streaming detector (see :mod:`.engine`).
 * :mod:`.manifest` - model manifests; shipped heads and user ``.onnx`` heads.
-* :mod:`.quantize` - the int8 embedding model (``edge-assistant models quantize``).
+* :mod:`.model_cache` - built files in the model cache (int8 embedding, adapted heads) and their checks;
+  the builds themselves are in :mod:`edge_assistant.modelbuild.wakeword`.
 
 The pre-trained heads shipped by openwakeword 0.4.0 carry a non-commercial licence (CC BY-NC-SA 4.0);
 the backbone (mel + embedding models) is Apache-2.0. Any head of the same ONNX form works.

@@ -214,7 +214,7 @@ class EmbeddingBackbone:
     """Mel frames -> 96-value speech embeddings through the streaming graph, float or int8.
 
     ``int8_path`` selects a quantized streaming model (as written by
-    :func:`edge_assistant.wakeword.quantize.quantize_embedding`); otherwise the shipped float model is
+    :func:`edge_assistant.modelbuild.wakeword.quantize.quantize_embedding`); otherwise the shipped float model is
     rewritten in memory. The object is stateless: callers keep the :class:`State` returned by
     :meth:`start` and :meth:`step`.
     """

@@ -226,7 +226,7 @@ class WakeWordEngine:
                 self._labels.append(state)
         int8_path = None
         if config.int8_embedding:
-            from edge_assistant.wakeword.quantize import default_int8_path
+            from edge_assistant.wakeword.model_cache import default_int8_path
 
             int8_path = Path(config.int8_model_path) if config.int8_model_path else default_int8_path()
         self.backbone = EmbeddingBackbone(int8_path, config.threads)

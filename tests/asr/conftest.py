@@ -12,7 +12,7 @@ from edge_assistant.core.paths import model_cache_dir
 @pytest.fixture(scope="session")
 def asr_cache() -> Path:
     """The model cache root with an up-to-date Whisper build (built here if `make models` did not run)."""
-    from edge_assistant.asr.model_cache import build_whisper
+    from edge_assistant.modelbuild.asr.whisper import build_whisper
 
     build_whisper()
     return model_cache_dir()
@@ -28,7 +28,7 @@ def recognizer(asr_cache):
 
 @pytest.fixture(scope="session")
 def ct2_model():
-    from edge_assistant.asr.ct2 import read_ct2_model
     from edge_assistant.core.paths import whisper_package_dir
+    from edge_assistant.modelbuild.asr.ct2 import read_ct2_model
 
     return read_ct2_model(whisper_package_dir() / "model.bin")

@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from edge_assistant.asr.ct2 import read_ct2_model
 from edge_assistant.core.errors import ModelFileError
+from edge_assistant.modelbuild.asr.ct2 import read_ct2_model
 
 
 def _string(s: str) -> bytes:

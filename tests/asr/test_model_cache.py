@@ -12,13 +12,13 @@ import pytest
 from edge_assistant.asr.model_cache import (
     MANIFEST,
     MODEL_NAME,
-    build_whisper,
     is_up_to_date,
     load_whisper_files,
     verify,
     whisper_dir,
 )
 from edge_assistant.core.errors import ModelFileError
+from edge_assistant.modelbuild.asr.whisper import build_whisper
 
 
 @pytest.fixture()

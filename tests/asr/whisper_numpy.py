@@ -10,8 +10,8 @@ import math
 import numpy as np
 from scipy.special import erf
 
-from edge_assistant.asr.ct2 import CT2Model
-from edge_assistant.asr.export import LN_EPS, whisper_dims
+from edge_assistant.modelbuild.asr.ct2 import CT2Model
+from edge_assistant.modelbuild.asr.export import LN_EPS, whisper_dims
 
 
 def _w(model: CT2Model, name: str) -> np.ndarray:

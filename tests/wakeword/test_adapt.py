@@ -14,8 +14,8 @@ import pytest
 from conftest import skip_unless_ci
 
 from edge_assistant.core.errors import ConfigError, ModelFileError
-from edge_assistant.wakeword import adapt as adapt_mod
-from edge_assistant.wakeword.adapt import (
+from edge_assistant.modelbuild.wakeword import adapt as adapt_mod
+from edge_assistant.modelbuild.wakeword.adapt import (
     AdaptConfig,
     MlpHead,
     _gradients,
@@ -125,8 +125,8 @@ def test_plan_is_seeded_and_mixed() -> None:
 def test_plan_negatives_come_from_the_phrase_and_generic_lists_only() -> None:
     """Nothing of an evaluation set: every word of a non-wake utterance is a derived sound-alike, a common
     word, or from the recipe's own sentences; the held-out plan shares no utterance with training."""
-    from edge_assistant.wakeword.adapt import COMMANDS, SENTENCES
-    from edge_assistant.wakeword.confusables import derive
+    from edge_assistant.modelbuild.wakeword.adapt import COMMANDS, SENTENCES
+    from edge_assistant.modelbuild.wakeword.confusables import derive
 
     cfg = AdaptConfig(utterances=400, validation_utterances=100)
     conf = derive(cfg.spoken_phrase)
@@ -195,23 +195,29 @@ def test_small_build_loads_by_name_and_is_reused(tmp_path: Path, monkeypatch) ->
 @pytest.mark.slow
 def test_verify_names_corrupt_and_stale_heads(tmp_path: Path) -> None:
     from edge_assistant.audio import speech_synth
-    from edge_assistant.wakeword.adapt import check_adapted
+    from edge_assistant.modelbuild.wakeword.adapt import current_inputs
+    from edge_assistant.wakeword.model_cache import check_adapted
 
     if not speech_synth.available():
         skip_unless_ci("espeak-ng is not installed (make setup installs it)")
     res = adapt_head(AdaptConfig(utterances=24, epochs=1, students=1, workers=1, validation_utterances=20),
                      cache_dir=tmp_path)
-    [ok] = check_adapted(tmp_path)
-    assert ok["ok"] and ok["files"] == 1 and not ok["corrupt"] and not ok["stale"]
+    [ok] = check_adapted(tmp_path, current_inputs)
+    assert ok["ok"] and ok["files"] == 1 and not ok["corrupt"] and not ok["stale"] and not ok["unchecked"]
+    # Without the build tools (the device): the files are still checked, the inputs reported unchecked.
+    [device] = check_adapted(tmp_path)
+    assert device["ok"] and device["files"] == 1 and "build tools" in device["unchecked"][0]
     manifest = json.loads(res.manifest_path.read_text())
     manifest["inputs"]["speech"]["espeak_ng"] = "eSpeak NG 0.0"
     res.manifest_path.write_text(json.dumps(manifest))
-    [stale] = check_adapted(tmp_path)
+    [stale] = check_adapted(tmp_path, current_inputs)
     assert not stale["ok"] and stale["stale"] == [
         f"speech.espeak_ng: built from 'eSpeak NG 0.0', now {adapt_mod.espeak_version()!r}"]
     res.path.write_bytes(res.path.read_bytes()[:-1] + b"\0")
-    [bad] = check_adapted(tmp_path)
+    [bad] = check_adapted(tmp_path, current_inputs)
     assert not bad["ok"] and "alexa_car.onnx: SHA-256" in bad["corrupt"][0]
+    [bad_device] = check_adapted(tmp_path)
+    assert not bad_device["ok"] and "alexa_car.onnx: SHA-256" in bad_device["corrupt"][0]
     assert adapt_head(AdaptConfig(utterances=24, epochs=1, students=1, workers=1, validation_utterances=20),
                       cache_dir=tmp_path).built  # a stale or corrupt head is rebuilt, not reused
 

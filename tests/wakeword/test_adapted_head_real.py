@@ -19,7 +19,7 @@ import pytest
 from conftest import skip_unless_ci
 
 from edge_assistant.bench.wake import WakeBenchConfig, run_wake_bench
-from edge_assistant.wakeword.adapt import PATIENCE_GRID, THRESHOLD_GRID
+from edge_assistant.modelbuild.wakeword.adapt import PATIENCE_GRID, THRESHOLD_GRID
 from edge_assistant.wakeword.manifest import adapted_manifest_path, load_manifest
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]

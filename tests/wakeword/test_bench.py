@@ -117,7 +117,7 @@ def test_bench_wake_counts_false_accepts_per_event_and_after_the_verifier(small_
 
 def test_bench_latency_keys(small_set, tmp_path: Path) -> None:
     from edge_assistant.bench.latency import run_latency_bench
-    from edge_assistant.wakeword.quantize import quantize_embedding
+    from edge_assistant.modelbuild.wakeword.quantize import quantize_embedding
 
     pos, _ = small_set
     int8 = quantize_embedding(method="dynamic", out_path=tmp_path / "q.onnx").path

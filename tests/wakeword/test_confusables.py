@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_assistant.core.errors import ConfigError
-from edge_assistant.wakeword.confusables import derive, distance, phonemes
+from edge_assistant.modelbuild.wakeword.confusables import derive, distance, phonemes
 
 
 def test_distance_weights_sound_classes() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from edge_assistant.cli import main
 from edge_assistant.core.errors import ConfigError
+from edge_assistant.modelbuild.wakeword.quantize import quantize_embedding
 from edge_assistant.wakeword.engine import build_engine
-from edge_assistant.wakeword.quantize import quantize_embedding
 
 pytestmark = pytest.mark.shared_data
 

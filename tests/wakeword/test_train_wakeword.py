@@ -17,8 +17,8 @@ from conftest import skip_unless_ci
 
 from edge_assistant.cli import main
 from edge_assistant.core.errors import ConfigError
-from edge_assistant.wakeword.mlp import init_mlp_head, write_new_mlp_head
-from edge_assistant.wakeword.train import (
+from edge_assistant.modelbuild.wakeword.mlp import init_mlp_head, write_new_mlp_head
+from edge_assistant.modelbuild.wakeword.train import (
     TrainConfig,
     heard_until,
     step_labels,
@@ -65,7 +65,7 @@ def _max_scores(head: Path, texts: list[tuple[str, str]]) -> np.ndarray:
 
 @pytest.mark.slow
 def test_quick_head_is_loaded_by_the_engine_and_hears_its_phrase(quick_head) -> None:
-    from edge_assistant.wakeword.confusables import derive
+    from edge_assistant.modelbuild.wakeword.confusables import derive
     from edge_assistant.wakeword.manifest import load_manifest
 
     m = load_manifest(quick_head.path)
@@ -164,7 +164,7 @@ def test_new_head_graph_matches_numpy(tmp_path: Path) -> None:
 
 def test_variety_keeps_the_end_of_the_phrase_on_the_audio() -> None:
     """Tempo changes move the phrase's end with the audio; band limits and rooms keep it (a room only adds a tail)."""
-    from edge_assistant.wakeword.train import vary
+    from edge_assistant.modelbuild.wakeword.train import vary
 
     x = np.zeros(16000, np.float32)
     x[:12000] = np.sin(np.arange(12000) / 7.0)  # "speech" ends at sample 12000

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.shared_data
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from edge_assistant.asr.model_cache import build_whisper
     from edge_assistant.asr.recognizer import WhisperRecognizer
+    from edge_assistant.modelbuild.asr.whisper import build_whisper
 
     build_whisper()  # no-op when `make models` built it
     return WhisperRecognizer()

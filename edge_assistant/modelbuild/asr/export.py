@@ -25,8 +25,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_assistant.asr.ct2 import CT2Model
 from edge_assistant.core.errors import ModelFileError
+from edge_assistant.modelbuild.asr.ct2 import CT2Model
 
 log = logging.getLogger(__name__)
 

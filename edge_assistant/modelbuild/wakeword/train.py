@@ -53,10 +53,9 @@ import numpy as np
 
 from edge_assistant.core.build_record import single_threaded_blas
 from edge_assistant.core.errors import ConfigError
-from edge_assistant.wakeword.confusables import Confusables
-from edge_assistant.wakeword.confusables import derive as derive_confusables
-from edge_assistant.wakeword.manifest import load_manifest
-from edge_assistant.wakeword.mlp import (
+from edge_assistant.modelbuild.wakeword.confusables import Confusables
+from edge_assistant.modelbuild.wakeword.confusables import derive as derive_confusables
+from edge_assistant.modelbuild.wakeword.mlp import (
     MlpHead,
     bags,
     bce,
@@ -65,7 +64,7 @@ from edge_assistant.wakeword.mlp import (
     mean_logit_head,
     write_new_mlp_head,
 )
-from edge_assistant.wakeword.synthetic import (
+from edge_assistant.modelbuild.wakeword.synthetic import (
     SAMPLE_RATE_HZ,
     BuiltHead,
     Utterance,
@@ -79,6 +78,7 @@ from edge_assistant.wakeword.synthetic import (
     speak,
     write_head_manifest,
 )
+from edge_assistant.wakeword.manifest import load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -432,6 +432,7 @@ def train_wakeword(cfg: TrainConfig, out_dir: str | Path,
     with single_threaded_blas():
         figures = held_out_figures(head, val, val_plan, confusables, cfg)
     del val
+    # texts written into the outputs name the module as before the move to modelbuild (unchanged outputs)
     doc = f"wake-word head for {cfg.phrase!r} trained from synthetic speech (edge_assistant.wakeword.train)"
     write_new_mlp_head(head, carrier.window_embeddings, onnx_path, doc)
     stats.update({

@@ -15,7 +15,7 @@ Recipe (self-distillation, everything local and seeded)
    plan: the wake phrase alone, before a command, after a sentence (45 %); words that sound like the
    phrase or a part of it, alone or between common words (30 %); runs of common words (15 %); plain
    sentences (10 %). The sound-alikes and common words come from the phrase alone, through a
-   pronunciation dictionary and a word-frequency list (:mod:`~edge_assistant.wakeword.confusables`),
+   pronunciation dictionary and a word-frequency list (:mod:`~edge_assistant.modelbuild.wakeword.confusables`),
    never from an evaluation set. Each in a random voice (8 English accents x 28 voice variants), 110-200 words/min, pitch
    20-80, peak level -20 .. -3 dBFS, with 0.6-2 s of silence before and 0.5-1.2 s after.
 2. **Teacher targets**: the shipped head's score at every 80 ms step of the *clean* utterance.
@@ -66,18 +66,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_assistant.core.build_record import (
-    file_problem,
-    input_changes,
-    sha256_file,
-    single_threaded_blas,
-)
+from edge_assistant.core.build_record import sha256_file, single_threaded_blas
 from edge_assistant.core.errors import ConfigError
-from edge_assistant.core.paths import model_cache_dir
-from edge_assistant.wakeword.confusables import Confusables
-from edge_assistant.wakeword.confusables import derive as derive_confusables
-from edge_assistant.wakeword.manifest import HEAD_TYPE, load_manifest
-from edge_assistant.wakeword.mlp import (
+from edge_assistant.modelbuild.wakeword.confusables import Confusables
+from edge_assistant.modelbuild.wakeword.confusables import derive as derive_confusables
+from edge_assistant.modelbuild.wakeword.mlp import (
     MlpHead,
     bags,
     bce,
@@ -86,10 +79,12 @@ from edge_assistant.wakeword.mlp import (
     read_mlp_head,
     write_mlp_head,
 )
-from edge_assistant.wakeword.mlp import gradients as _gradients  # noqa: F401  (re-exported for callers)
-from edge_assistant.wakeword.synthetic import COMMANDS as COMMANDS  # re-exported: the recipe's texts
-from edge_assistant.wakeword.synthetic import SENTENCES as SENTENCES
-from edge_assistant.wakeword.synthetic import (
+from edge_assistant.modelbuild.wakeword.mlp import gradients as _gradients  # noqa: F401  (re-exported for callers)
+from edge_assistant.modelbuild.wakeword.synthetic import (
+    COMMANDS as COMMANDS,  # re-exported: the recipe's texts
+)
+from edge_assistant.modelbuild.wakeword.synthetic import SENTENCES as SENTENCES
+from edge_assistant.modelbuild.wakeword.synthetic import (
     BuiltHead,
     Utterance,
     WindowTap,
@@ -101,8 +96,11 @@ from edge_assistant.wakeword.synthetic import (
     speak,
     write_head_manifest,
 )
-from edge_assistant.wakeword.synthetic import espeak_version as espeak_version
-from edge_assistant.wakeword.synthetic import plan as synthetic_plan
+from edge_assistant.modelbuild.wakeword.synthetic import espeak_version as espeak_version
+from edge_assistant.modelbuild.wakeword.synthetic import plan as synthetic_plan
+from edge_assistant.wakeword.manifest import HEAD_TYPE, load_manifest
+from edge_assistant.wakeword.model_cache import ADAPTED_SUFFIX as ADAPTED_SUFFIX  # re-exported
+from edge_assistant.wakeword.model_cache import adapted_dir as adapted_dir
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +110,6 @@ log = logging.getLogger(__name__)
 RECIPE_VERSION = 2
 #: Spoken form of the shipped heads' wake phrases.
 WAKE_PHRASES = {"alexa": "Alexa", "hey_jarvis": "Hey Jarvis", "hey_mycroft": "Hey Mycroft", "hey_marvin": "Hey Marvin"}
-ADAPTED_SUFFIX = "_car"
 
 
 
@@ -319,11 +316,6 @@ def choose_operating_point(head: MlpHead, val: dict[str, np.ndarray], plan: list
 AdaptResult = BuiltHead
 
 
-def adapted_dir(cache_dir: str | Path | None = None) -> Path:
-    """Where adapted heads live: ``<model cache>/wakeword/heads``."""
-    return Path(cache_dir or model_cache_dir()) / "wakeword" / "heads"
-
-
 def build_inputs(cfg: AdaptConfig, teacher_path: Path, confusables: Confusables) -> dict[str, Any]:
     """Everything the head is built from; a change in any of it means a rebuild (``models verify``)."""
     d = asdict(cfg)
@@ -370,6 +362,7 @@ def adapt_head(
     stats["operating_point"] = {k: v for k, v in point.items() if k != "grid"}
     write_mlp_head(student, teacher_path, onnx_path)
     label = next(iter(teacher_manifest.labels.values()))
+    # texts written into the manifest name the module as before the move to modelbuild (unchanged outputs)
     write_head_manifest(json_path, onnx_path, teacher_manifest, {
         "name": name,
         "description": f"{teacher_manifest.name} head adapted to car-cabin noise behind the C noise suppressor "
@@ -384,34 +377,16 @@ def adapt_head(
     return AdaptResult(name, onnx_path, json_path, True, stats)
 
 
-def check_adapted(cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """``models verify`` for every adapted head in the cache: its file against the manifest, and the
-    inputs recorded there against what is installed now (needs the build extra's word lists)."""
-    out = []
-    for json_path in sorted(adapted_dir(cache_dir).glob(f"*{ADAPTED_SUFFIX}.json")):
-        res: dict[str, Any] = {"artifact": json_path.stem, "path": str(json_path.with_suffix(".onnx")), "files": 0,
-                               "corrupt": [], "stale": [], "unchecked": []}
-        out.append(res)
-        try:
-            manifest = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            res["corrupt"].append(f"{json_path}: unreadable manifest ({exc})")
-            res["ok"] = False
-            continue
-        try:
-            files, recorded = dict(manifest["files"]), dict(manifest["inputs"])
-            cfg = AdaptConfig(**{k: v for k, v in recorded["config"].items() if k in AdaptConfig.__dataclass_fields__})
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
-            res["stale"].append(f"{json_path}: written by an older build (no {exc}); `models build` rebuilds it")
-            res["ok"] = False
-            continue
-        res["files"] = len(files)
-        res["corrupt"] = [p for name, entry in sorted(files.items()) if (p := file_problem(json_path.parent / name, entry))]
-        try:
-            teacher = load_manifest(cfg.head).path
-            now = build_inputs(cfg, teacher, derive_confusables(cfg.spoken_phrase))
-            res["stale"] = input_changes(recorded, now)
-        except ConfigError as exc:  # e.g. the build tools are not installed on this device
-            res["unchecked"].append(f"inputs not re-derived here: {exc}")
-        res["ok"] = not res["corrupt"] and not res["stale"]
-    return out
+def current_inputs(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The inputs the config recorded in a head's manifest would be built from now (``models verify``:
+    :func:`edge_assistant.wakeword.model_cache.check_adapted` compares them with the record).
+
+    ``ValueError``/``KeyError``/``TypeError`` for a record an older build wrote; :class:`ConfigError` when
+    the inputs cannot be derived here (e.g. the build extra's word lists are missing).
+    """
+    try:
+        cfg = AdaptConfig(**{k: v for k, v in recorded["config"].items() if k in AdaptConfig.__dataclass_fields__})
+    except ConfigError as exc:  # an out-of-range value: a record of another recipe, not a missing tool
+        raise ValueError(str(exc)) from None
+    teacher = load_manifest(cfg.head).path
+    return build_inputs(cfg, teacher, derive_confusables(cfg.spoken_phrase))

@@ -20,7 +20,6 @@ returns the cached file without work (idempotent). ``force=True`` rebuilds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,18 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from edge_assistant.core.build_record import environment, file_entry, file_problem, input_changes, sha256_file
+from edge_assistant.core.build_record import environment, file_entry, sha256_file
 from edge_assistant.core.errors import AudioFileError, ConfigError, ModelFileError
-from edge_assistant.core.paths import model_cache_dir
+from edge_assistant.wakeword.model_cache import INT8_FILENAME, default_int8_path, files_digest, ort_version
+from edge_assistant.wakeword.model_cache import INT8_RECIPE_VERSION as RECIPE_VERSION
 
 log = logging.getLogger(__name__)
 
 METHODS = ("static", "dynamic")
-INT8_FILENAME = "embedding_model.int8.onnx"
 #: Calibration steps (80 ms each) taken from the speech, spread evenly over the files.
 DEFAULT_CALIBRATION_STEPS = 600
-#: Bumped when the recipe changes, so cached models built by an older recipe are rebuilt.
-RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -77,17 +74,12 @@ def default_calibration_dirs() -> list[Path]:
     env = os.environ.get("EDGE_ASSISTANT_SHARED_DATA")
     if env:
         roots.append(Path(env))
-    roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    roots.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
     for root in roots:
         cand = root / "speech" / "asr"
         if cand.is_dir():
             return [cand]
     return []
-
-
-def default_int8_path(cache_dir: str | Path | None = None) -> Path:
-    """Where the int8 embedding model lives in the model cache."""
-    return Path(cache_dir or model_cache_dir()) / "wakeword" / INT8_FILENAME
 
 
 def quantize_embedding(
@@ -123,8 +115,8 @@ def quantize_embedding(
         "method": method,
         "source_sha256": sha256_file(src),
         "calibration_steps": calibration_steps if files else 0,
-        "calibration_sha256": _files_digest(files),
-        "onnxruntime": _ort_version(),
+        "calibration_sha256": files_digest(files),
+        "onnxruntime": ort_version(),
     }
     if not force and out.is_file() and manifest_path.is_file():
         try:
@@ -276,53 +268,3 @@ def _check_loadable(path: Path) -> None:
         EmbeddingBackbone(path)
     except Exception as exc:
         raise ModelFileError(path, f"quantized model does not load ({exc})") from exc
-
-
-def _files_digest(files: Sequence[Path]) -> str:
-    """One SHA-256 over the calibration files' names and contents, in the (sorted) order given."""
-    h = hashlib.sha256()
-    for p in files:
-        h.update(f"{p.name}\0{sha256_file(p)}\n".encode())
-    return h.hexdigest()
-
-
-def check_int8(cache_dir: str | Path | None = None) -> dict[str, Any] | None:
-    """``models verify`` for the int8 embedding: the file against its manifest, the inputs against now.
-
-    None when no int8 embedding was built. The calibration speech is re-read when its folders are still
-    where the build found them; otherwise that input is reported as unchecked.
-    """
-    from edge_assistant.audio.io import iter_audio_files
-    from edge_assistant.wakeword.backbone import embedding_model_path
-
-    out_path = default_int8_path(cache_dir)
-    manifest_path = out_path.with_suffix(".json")
-    if not manifest_path.is_file() and not out_path.is_file():
-        return None
-    res: dict[str, Any] = {"artifact": "embedding_model_int8", "path": str(out_path), "files": 1, "corrupt": [],
-                           "stale": [], "unchecked": []}
-    try:
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        key = dict(old["key"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        res["corrupt"].append(f"{manifest_path}: unreadable manifest ({exc})")
-        res["ok"] = False
-        return res
-    problem = file_problem(out_path, {"sha256": old.get("sha256")})
-    if problem:
-        res["corrupt"].append(problem)
-    now = dict(key, recipe=RECIPE_VERSION, source_sha256=sha256_file(embedding_model_path()), onnxruntime=_ort_version())
-    dirs = [Path(d) for d in old.get("calibration_dirs", [])]
-    if key.get("calibration_steps") and dirs and all(d.exists() for d in dirs):
-        now["calibration_sha256"] = _files_digest(sorted(iter_audio_files(dirs)))
-    elif key.get("calibration_steps"):
-        res["unchecked"].append("calibration speech: its folders are not here; not re-read")
-    res["stale"] = input_changes(key, now)
-    res["ok"] = not res["corrupt"] and not res["stale"]
-    return res
-
-
-def _ort_version() -> str:
-    import onnxruntime
-
-    return str(onnxruntime.__version__)

@@ -4,7 +4,7 @@ windows a head sees (build time only; shared by :mod:`.adapt` and :mod:`.train`)
 - **Plan** (:func:`plan`): texts drawn from a seeded stream: the wake phrase alone, before a command, after a
   sentence (45 %); words that sound like the phrase or a part of it, alone or between common words (30 %);
   runs of common words (15 %); plain sentences (10 %). Sound-alikes and common words come from the phrase
-  alone (:mod:`~edge_assistant.wakeword.confusables`), never from an evaluation set. Each in a random
+  alone (:mod:`~edge_assistant.modelbuild.wakeword.confusables`), never from an evaluation set. Each in a random
   espeak-ng voice (8 English accents x 28 variants), 110-200 words/min, pitch 20-80.
 - **Rendering** (:func:`place_in_car`): peak level -20 .. -3 dBFS, 0.6-2 s of silence before and 0.5-1.2 s
   after, and a noisy copy with car-cabin noise from the generator (speed 20-160 km/h, HVAC 0-1, EV or
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_assistant.wakeword.confusables import Confusables
-from edge_assistant.wakeword.confusables import derive as derive_confusables
+from edge_assistant.modelbuild.wakeword.confusables import Confusables
+from edge_assistant.modelbuild.wakeword.confusables import derive as derive_confusables
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def recipe_inputs(confusables: Confusables) -> dict[str, Any]:
     from edge_assistant.audio.frontend import NoiseSuppressorConfig
     from edge_assistant.core.build_record import package_versions, sha256_file
     from edge_assistant.core.paths import openwakeword_model_dir
-    from edge_assistant.wakeword.confusables import sources
+    from edge_assistant.modelbuild.wakeword.confusables import sources
 
     return {
         "front_end": {"embedding_model_sha256": sha256_file(openwakeword_model_dir() / "embedding_model.onnx"),

@@ -100,7 +100,11 @@ def _save(model: object, out_path: str | Path) -> None:
 
 def write_mlp_head(head: MlpHead, teacher_path: str | Path, out_path: str | Path,
                    doc: str = "noise-adapted wake-word head (edge_assistant.wakeword.adapt)") -> None:
-    """Write ``head`` as a copy of the teacher's ONNX graph with the weights replaced."""
+    """Write ``head`` as a copy of the teacher's ONNX graph with the weights replaced.
+
+    The default ``doc`` keeps the module's name from before it moved to ``modelbuild``: it is written into
+    the file, and heads built before and after the move stay byte-identical.
+    """
     import onnx
     from onnx import numpy_helper
 
