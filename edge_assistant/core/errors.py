@@ -52,10 +52,3 @@ class BusError(EdgeAssistantError, OSError):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
-
-
-class UpdateError(DataFormatError):
-    """An update bundle or the A/B slot state is invalid, untrusted or not for this device.
-
-    ``where`` names the bundle member, manifest key or state-file key; ``reason`` says what was expected.
-    """

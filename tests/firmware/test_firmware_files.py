@@ -28,9 +28,15 @@ def _unit(path: Path) -> configparser.RawConfigParser:
 
 
 def test_units_are_present() -> None:
-    assert {p.name for p in UNITS} >= {"edge-assistant.service", "edge-assistant-update.service",
-                                       "edge-assistant-update.path", "edge-assistant-mark-good.service",
+    assert {p.name for p in UNITS} == {"edge-assistant.service", "edge-assistant-mark-good.service",
                                        "edge-assistant-mark-good.timer"}
+
+
+def test_no_unit_or_drop_in_names_the_retired_updater() -> None:
+    """RAUC installs releases: nothing may still call the old `edge-assistant update` agent."""
+    units = [*UNITS, *sorted((FIRMWARE / "image" / "units").rglob("*.conf"))]
+    stale = [str(p) for p in units if "/opt/edge-assistant/agent" in p.read_text() or "edge-assistant update" in p.read_text()]
+    assert not stale
 
 
 def test_assistant_unit_is_hardened_and_watched() -> None:
@@ -40,36 +46,36 @@ def test_assistant_unit_is_hardened_and_watched() -> None:
     assert {k: svc.get(k) for k in expected} == expected
     assert "audio" in svc["SupplementaryGroups"].split()
     assert svc["WatchdogSec"] and svc["CapabilityBoundingSet"] == ""
-    assert svc["ExecStartPre"].startswith("+") and "update boot" in svc["ExecStartPre"]
-    # the boot counter (3 attempts) must get to roll back before systemd's start limit stops the unit
-    unit = _unit(FIRMWARE / "systemd" / "edge-assistant.service")["Unit"]
-    assert int(unit["StartLimitBurst"]) > 3
+    assert "ExecStartPre" not in svc  # nothing runs as root before the assistant (GRUB counts the boots)
+    assert svc["ExecStart"].startswith("/opt/edge-assistant/current/venv/bin/edge-assistant run ")
 
 
-def test_updater_units_have_no_network_and_low_priority() -> None:
-    for name in ("edge-assistant-update.service", "edge-assistant-mark-good.service"):
-        svc = _unit(FIRMWARE / "systemd" / name)["Service"]
-        assert svc["PrivateNetwork"] == "yes" and svc["ProtectSystem"] == "strict", name
-        assert svc["IOSchedulingClass"] == "idle", name
+def test_mark_good_has_no_network_and_low_priority() -> None:
+    svc = _unit(FIRMWARE / "systemd" / "edge-assistant-mark-good.service")["Service"]
+    assert svc["PrivateNetwork"] == "yes" and svc["ProtectSystem"] == "strict"
+    assert svc["IOSchedulingClass"] == "idle"
+    assert svc["ExecStart"] == "/usr/bin/rauc status mark-good"
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
         skip_unless_ci("systemd-analyze not installed (Debian package 'systemd'); unit files not verified")
-    # The units name /opt/edge-assistant/{agent,current}; systemd-analyze checks that those programs
-    # exist, so point that prefix at a scratch tree whose entries are the real installed CLI.
+    # The units name /opt/edge-assistant/current and /usr/bin/rauc; systemd-analyze checks that those
+    # programs exist, so point them at a scratch tree: the real installed CLI, and a stand-in for RAUC
+    # (the image has it; a CI runner need not).
     prefix = tmp_path / "opt"
     cli = Path(sys.executable).parent / "edge-assistant"
     if not cli.exists():
         skip_unless_ci(f"edge-assistant console script not installed next to {sys.executable}")
-    for sub in ("agent/bin", "current/venv/bin"):
-        (prefix / sub).mkdir(parents=True)
-        (prefix / sub / "edge-assistant").symlink_to(cli)
+    (prefix / "current/venv/bin").mkdir(parents=True)
+    (prefix / "current/venv/bin/edge-assistant").symlink_to(cli)
+    (tmp_path / "rauc").symlink_to(shutil.which("true") or "/bin/true")
     units = tmp_path / "units"
     units.mkdir()
     for src in UNITS:
-        (units / src.name).write_text(src.read_text().replace("/opt/edge-assistant", str(prefix)))
+        text = src.read_text().replace("/opt/edge-assistant", str(prefix))
+        (units / src.name).write_text(text.replace("/usr/bin/rauc", str(tmp_path / "rauc")))
     proc = subprocess.run([tool, "verify", "--man=no", *sorted(str(p) for p in units.iterdir())],
                           capture_output=True, text=True, timeout=120, cwd=units)
     if proc.returncode != 0 and "Failed to initialize manager" in proc.stderr:
@@ -77,8 +83,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
 
 
-@pytest.mark.parametrize("name", ["edge-assistant.service", "edge-assistant-update.service",
-                                  "edge-assistant-mark-good.service"])
+@pytest.mark.parametrize("name", ["edge-assistant.service", "edge-assistant-mark-good.service"])
 def test_systemd_exposure_score(tmp_path: Path, name: str) -> None:
     """systemd's own sandbox score (0 = locked down, 10 = unprotected); keep every service at <= 2.0."""
     tool = shutil.which("systemd-analyze")
@@ -170,47 +175,3 @@ def test_check_capture_reports_missing_tools_and_bad_args(tmp_path: Path) -> Non
     assert proc.returncode == 2 and "apt-get install alsa-utils" in proc.stderr
     proc = subprocess.run(["/bin/sh", script, "-s", "soon"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "-s soon" in proc.stderr
-
-
-# ------------------------------------------------------------------------------------ provisioning
-def test_install_device_stages_an_image_that_accepts_a_bundle(tmp_path: Path, signing, make_bundle) -> None:
-    """Stage the device files into an image root, then install a bundle with the staged keyring and board."""
-    from edge_assistant.update import bundle as b
-    from edge_assistant.update import install as ins
-
-    img = tmp_path / "img"
-    script = str(FIRMWARE / "install-device.sh")
-    proc = subprocess.run(["sh", script, "--destdir", str(img), "--keyring", str(signing.public_path),
-                           "--board", "rpi5"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert (img / "etc/systemd/system/edge-assistant.service").read_text() == (
-        FIRMWARE / "systemd/edge-assistant.service").read_text()
-    assert (img / "usr/lib/sysusers.d/edge-assistant.conf").exists()
-    assert (img / "var/lib/edge-assistant-update/spool").stat().st_mode & 0o777 == 0o750
-    from edge_assistant.core.config import load_config
-
-    assert load_config(img / "etc/edge-assistant/device.toml").demo_car_enabled  # the demo until edited
-    staged_board = (img / "etc/edge-assistant/board").read_text().strip()
-    assert staged_board == "rpi5"
-    keyring = b.load_keyring(img / "etc/edge-assistant/keyring")
-    assert list(keyring) == [signing.key_id]
-    config = ins.UpdateConfig(img / "opt/edge-assistant", img / "etc/edge-assistant/keyring", board=staged_board,
-                              build_venv=False)
-    assert ins.install_bundle(make_bundle("1.0.0", boards=("rpi5",)), config, keyring=keyring).slot == "a"
-    # a locally changed config file survives a re-run; ours lands beside it
-    (img / "etc/asound.conf").write_text("# site-specific\n")
-    proc = subprocess.run(["sh", script, "--destdir", str(img), "--keyring", str(signing.public_path)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and (img / "etc/asound.conf").read_text() == "# site-specific\n"
-    assert (img / "etc/asound.conf.edge-assistant").exists()
-
-
-def test_install_device_refuses_bad_arguments(tmp_path: Path) -> None:
-    script = str(FIRMWARE / "install-device.sh")
-    (tmp_path / "not-a-key.pem").write_text("hello\n")
-    for argv, message in ([[], "--keyring"], [["--keyring", str(tmp_path / "not-a-key.pem")], "not a PEM"],
-                          [["--keyring", str(tmp_path / "missing.pem")], "no such file"],
-                          [["--board", "pc", "--keyring", "x"], "no such file"]):
-        proc = subprocess.run(["sh", script, "--destdir", str(tmp_path / "img"), *argv], capture_output=True,
-                              text=True, timeout=60)
-        assert proc.returncode == 2 and message in proc.stderr, (argv, proc.stderr)
