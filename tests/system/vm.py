@@ -21,6 +21,17 @@ from pathlib import Path
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+# per guest architecture: QEMU binary and machine, UEFI firmware code and its variable store template.
+# aarch64 (the qemu-arm64 board): the virt machine with AAVMF (Debian's qemu-efi-aarch64); pauth-impdef
+# swaps the architected pointer-authentication algorithm, very slow to emulate, for QEMU's own (TCG only)
+MACHINES: dict[str, tuple[list[str], Path, Path]] = {
+    "x86_64": (["qemu-system-x86_64", "-machine", "q35", "-cpu", "max"], OVMF_CODE, OVMF_VARS),
+    "aarch64": (
+        ["qemu-system-aarch64", "-machine", "virt", "-cpu", "max,pauth-impdef=on"],
+        Path("/usr/share/AAVMF/AAVMF_CODE.fd"),
+        Path("/usr/share/AAVMF/AAVMF_VARS.fd"),
+    ),
+}
 
 
 class VmError(AssertionError):
@@ -102,9 +113,23 @@ class Vm:
     """One QEMU machine booting ``disk`` (a qcow2 overlay over the image, so the image stays as built)."""
 
     def __init__(
-        self, image: Path, workdir: Path, *, memory_mb: int = 3072, shares: dict[str, Path] | None = None
+        self,
+        image: Path,
+        workdir: Path,
+        *,
+        memory_mb: int = 3072,
+        shares: dict[str, Path] | None = None,
+        cache: str = "unsafe",
+        arch: str = "x86_64",
     ) -> None:
+        """``cache`` is QEMU's host cache mode of the disk. "unsafe" (the default, fastest) ignores the
+        guest's flushes: qcow2 metadata and data the guest believes durable may still sit in QEMU's memory,
+        so `kill` then loses more than a power cut would. A test that cuts the power passes "writeback":
+        the host cache acts as the disk's volatile write cache, and a guest flush makes what came before it
+        durable, as on real storage."""
         self.workdir = workdir
+        self.cache = cache
+        self.arch = arch  # a key of MACHINES
         workdir.mkdir(parents=True, exist_ok=True)
         self.disk = workdir / "disk.qcow2"
         self.vars = workdir / "OVMF_VARS.fd"
@@ -117,7 +142,7 @@ class Vm:
             ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
             check=True,
         )
-        shutil.copyfile(OVMF_VARS, self.vars)
+        shutil.copyfile(MACHINES[arch][2], self.vars)
         self.proc: subprocess.Popen[bytes] | None = None
         self.agent = GuestAgent(self.qga_path)
 
@@ -126,12 +151,13 @@ class Vm:
         """Power on; returns the monotonic start time."""
         for p in (self.qga_path, self.qmp_path):
             p.unlink(missing_ok=True)
+        machine, code, _ = MACHINES[self.arch]
         cmd = [
-            "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
+            *machine, "-accel", "tcg",
             "-smp", "2", "-m", str(self.memory_mb), "-display", "none", "-nic", "none",
-            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,file={self.vars}",
-            "-drive", f"file={self.disk},if=virtio,format=qcow2,cache=unsafe",
+            "-drive", f"file={self.disk},if=virtio,format=qcow2,cache={self.cache}",
             "-chardev", f"file,id=ser0,path={self.console}",
             "-serial", "chardev:ser0",
             "-chardev", f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
@@ -295,10 +321,11 @@ class Vm:
         raise self.fail(f"no new boot within {timeout_s:.0f} s of the reboot")
 
 
-def have_tools() -> list[str]:
+def have_tools(arch: str = "x86_64") -> list[str]:
     """Names of what the system tests need and this machine lacks."""
-    missing = [t for t in ("qemu-system-x86_64", "qemu-img") if shutil.which(t) is None]
-    missing += [str(p) for p in (OVMF_CODE, OVMF_VARS) if not p.exists()]
+    machine, code, variables = MACHINES[arch]
+    missing = [t for t in (machine[0], "qemu-img") if shutil.which(t) is None]
+    missing += [str(p) for p in (code, variables) if not p.exists()]
     return missing
 
 
