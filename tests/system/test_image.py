@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import skip_unless_ci
 
-from .vm import Vm, have_tools, image_dir
+from .vm import Vm, built_image
 
 BOOT_TIMEOUT_S = 900  # TCG on 2 shared cores: Debian's kernel reaches init in ~6 s, the rest is slower
 SETTLE_TIMEOUT_S = 720  # until systemd has no start jobs left (the assistant may take 600 s under TCG)
@@ -48,21 +48,8 @@ FIGURES: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def images() -> Path:
-    missing = have_tools()
-    if missing:
-        skip_unless_ci(f"system test tools missing: {', '.join(missing)} (make image-deps)")
-    d = image_dir()
-    for name in (
-        "disk.img",
-        "bundle-good.raucb",
-        "bundle-tampered.raucb",
-        "bundle-other-board.raucb",
-        "bundle-old.raucb",
-        "bundle-broken.raucb",
-    ):
-        if not (d / name).exists():
-            skip_unless_ci(f"{d / name} missing: run `make image` and `make test-system` builds the bundles")
-    return d
+    return built_image(("disk.img", "bundle-good.raucb", "bundle-tampered.raucb", "bundle-other-board.raucb",
+                        "bundle-old.raucb", "bundle-broken.raucb"))
 
 
 @pytest.fixture(scope="module")

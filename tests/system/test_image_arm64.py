@@ -18,7 +18,7 @@ import pytest
 from conftest import skip_unless_ci
 
 from . import test_image as x86
-from .vm import Vm, have_tools, image_dir
+from .vm import Vm, built_image
 
 ARCH = "aarch64"
 BOOT_TIMEOUT_S = 1800  # until the guest agent answers: firmware, GRUB, kernel, initramfs, early userspace
@@ -30,12 +30,7 @@ tesla_log = x86.tesla_log  # the fixture: the real Tesla log and its DBC, shared
 
 @pytest.fixture(scope="module")
 def images() -> Path:
-    missing = have_tools(ARCH)
-    if missing:
-        skip_unless_ci(f"arm64 system test tools missing: {', '.join(missing)} (make test-system-arm64)")
-    d = image_dir()
-    if not (d / "disk.img").exists():
-        skip_unless_ci(f"{d / 'disk.img'} missing: run `make image-arm64`")
+    d = built_image(("disk.img",), ARCH, "make image-arm64")
     board = (d / "image.env").read_text()
     if "BOARD=qemu-arm64" not in board.split():
         skip_unless_ci(f"{d} holds another board's image ({board.split()}): run `make image-arm64`")

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import skip_unless_ci
 
 from .test_image import (
     BOOT_TIMEOUT_S,
@@ -41,7 +40,7 @@ from .test_image import (
     settle,
     wait_marked_good,
 )
-from .vm import ExecResult, Vm, VmError, have_tools, image_dir
+from .vm import ExecResult, Vm, VmError, built_image, image_dir
 
 CUT_WRITE_FROM = 0.30  # cut (a) once this share of the slot image reached the disk...
 CUT_WRITE_UNTIL = 0.60  # ...and report it if the poll overshot this one
@@ -56,14 +55,7 @@ FIGURES: dict[str, object] = {}
 
 @pytest.fixture(scope="module")
 def images() -> Path:
-    missing = have_tools()
-    if missing:
-        skip_unless_ci(f"system test tools missing: {', '.join(missing)} (make image-deps)")
-    d = image_dir()
-    for name in ("disk.img", "rootfs.ext4", "bundle-good.raucb", "bundle-power-cut.raucb"):
-        if not (d / name).exists():
-            skip_unless_ci(f"{d / name} missing: run `make image` and `make test-system` builds the bundles")
-    return d
+    return built_image(("disk.img", "rootfs.ext4", "bundle-good.raucb", "bundle-power-cut.raucb"))
 
 
 @pytest.fixture(scope="module")

@@ -333,3 +333,18 @@ def image_dir() -> Path:
     """Where `make image` put its output: $EDGE_ASSISTANT_IMAGE_DIR, else build-image/ beside the repo."""
     env = os.environ.get("EDGE_ASSISTANT_IMAGE_DIR")
     return Path(env).resolve() if env else Path(__file__).resolve().parents[3] / "build-image"
+
+
+def built_image(files: tuple[str, ...], arch: str = "x86_64", make: str = "make image") -> Path:
+    """The image directory, once the tools for ``arch`` and every one of ``files`` in it are there; else the
+    test is skipped (it fails when ``CI`` is set), naming what is missing and the command that makes it."""
+    from conftest import skip_unless_ci
+
+    missing = have_tools(arch)
+    if missing:
+        skip_unless_ci(f"system test tools missing: {', '.join(missing)} (make image-deps)")
+    d = image_dir()
+    for name in files:
+        if not (d / name).exists():
+            skip_unless_ci(f"{d / name} missing: run `{make}`; `make test-system` builds the bundles")
+    return d
