@@ -509,9 +509,11 @@ def _fault_summary(schedule: list[_Fault], injected: dict[str, int], gnss: dict[
             k["recovered"] += 1
             k["recovery_s_max"] = max(k["recovery_s_max"] or 0.0, f.recovered_after_s)
     v = health.vehicle
-    ready = next((t for t, e in events if e.get("event") == "ready"), 0.0)  # before it: the late microphone
+    # the microphone absent at start: READY comes before its first audio (an absent microphone is retried),
+    # and until that first chunk the reports say "last chunk never"; those are the late microphone's
     failing = [(t, e) for t, e in events
-               if e.get("event") == "health" and e.get("status") == "failing" and t > ready]
+               if e.get("event") == "health" and e.get("status") == "failing"
+               and not all("last chunk never" in p for p in e.get("problems", ()))]
     silences = [(f.injected_wall_s, f.ended_wall_s) for f in schedule
                 if f.kind == "mic_silence" and f.injected_wall_s is not None]
     unexplained = [e["problems"] for t, e in failing
