@@ -25,14 +25,21 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
-def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout_s`` (an upper bound, not a timing
-    check: tests synchronise on events and counts, never on fixed sleeps)."""
+def within(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Whether ``predicate`` holds within ``timeout_s`` (polled every 5 ms; an upper bound, not a timing check)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            return predicate()
         time.sleep(0.005)
+    return True
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout_s`` (an upper bound, not a timing
+    check: tests synchronise on events and counts, never on fixed sleeps)."""
+    if not within(predicate, timeout_s):
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _require(sub: str) -> Path:

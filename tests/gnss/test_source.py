@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import within
 
 from edge_assistant.core.errors import ConfigError, DataFormatError, EdgeAssistantError
 from edge_assistant.core.state import VehicleState
@@ -68,15 +69,6 @@ class PtyPeer:
             i += n
 
 
-def wait_until(cond, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
-
-
 def test_pty_peer_fixes_match_the_file_reader_at_any_chunking(nmea_log: Path, tmp_path: Path) -> None:
     data = nmea_log.read_bytes()
     expected = [f for f, _ in NmeaFileSource(nmea_log).fixes()]
@@ -85,11 +77,11 @@ def test_pty_peer_fixes_match_the_file_reader_at_any_chunking(nmea_log: Path, tm
     state = VehicleState()
     src = SerialGnssSource(GnssConfig(str(peer.link), **FAST), state, on_fix=lambda f, ts: got.append(f))
     with src:
-        assert wait_until(lambda: src.stats.connected)
+        assert within(lambda: src.stats.connected)
         peer.send(data, random.Random(5))
-        assert wait_until(lambda: len(got) >= len(expected) - 1)
+        assert within(lambda: len(got) >= len(expected) - 1)
         # stop only once every byte is in, or the last epoch is flushed half-read
-        assert wait_until(lambda: src.stats.bytes_read >= len(data))
+        assert within(lambda: src.stats.bytes_read >= len(data))
     peer.unplug()
     # the last epoch is flushed on stop; every fix equals the file reader's
     assert got == expected[: len(got)] and len(got) >= len(expected) - 1
@@ -106,16 +98,16 @@ def test_reconnects_when_the_receiver_disappears(nmea_log: Path, tmp_path: Path,
     peer = PtyPeer(tmp_path / "gnss0")
     src = SerialGnssSource(GnssConfig(str(peer.link), **FAST))
     with caplog.at_level("WARNING"), src:
-        assert wait_until(lambda: src.stats.connected)
+        assert within(lambda: src.stats.connected)
         peer.send(b"".join(lines[:120]))
-        assert wait_until(lambda: src.fix_count >= 9)
+        assert within(lambda: src.fix_count >= 9)
         peer.unplug()  # USB pulled: the reader sees EIO/EOF, then the path is gone
-        assert wait_until(lambda: src.stats.disconnects == 1 and src.stats.open_failures >= 1)
+        assert within(lambda: src.stats.disconnects == 1 and src.stats.open_failures >= 1)
         before = src.fix_count
         peer.plug()
-        assert wait_until(lambda: src.stats.connects == 2 and src.stats.connected)
+        assert within(lambda: src.stats.connects == 2 and src.stats.connected)
         peer.send(b"".join(lines[120:400]))
-        assert wait_until(lambda: src.fix_count >= before + 20)
+        assert within(lambda: src.fix_count >= before + 20)
     peer.unplug()
     assert "disappeared" in caplog.text and "cannot be opened" in caplog.text
     assert src.stats.last_error is not None
@@ -125,10 +117,10 @@ def test_port_absent_at_start_then_appears(tmp_path: Path, nmea_log: Path) -> No
     link = tmp_path / "late0"
     src = SerialGnssSource(GnssConfig(str(link), **FAST)).start()
     try:
-        assert wait_until(lambda: src.stats.open_failures >= 2)
+        assert within(lambda: src.stats.open_failures >= 2)
         assert src.stats.connects == 0 and src.latest is None
         peer = PtyPeer(link)
-        assert wait_until(lambda: src.stats.connected)
+        assert within(lambda: src.stats.connected)
         peer.send(nmea_log.read_bytes()[:4000])
         assert src.wait_for_fix(5.0) is not None
     finally:
@@ -141,15 +133,15 @@ def test_garbage_on_the_line_is_counted_and_parsing_goes_on(tmp_path: Path, nmea
     src = SerialGnssSource(GnssConfig(str(peer.link), max_line_bytes=256, **FAST))
     lines = nmea_log.read_bytes().splitlines(keepends=True)
     with src:
-        assert wait_until(lambda: src.stats.connected)
+        assert within(lambda: src.stats.connected)
         rng = random.Random(1)
         noise = bytes(rng.randrange(1, 256) for _ in range(2000)).replace(b"\n", b"")
         peer.send(noise)  # e.g. a wrong baud rate: no line end for far longer than a sentence
-        assert wait_until(lambda: src.stats.bytes_read >= len(noise))
+        assert within(lambda: src.stats.bytes_read >= len(noise))
         peer.send(b"\r\n" + lines[3][:-9] + b"*00\r\n")  # bad checksum
         peer.send(b"\x01\x02 line noise\r\n")
         peer.send(b"".join(lines[:60]))
-        assert wait_until(lambda: src.fix_count >= 4)
+        assert within(lambda: src.fix_count >= 4)
     peer.unplug()
     st = src.stats
     assert st.overlong_lines >= 1 and st.nmea.bad_checksum == 1
@@ -158,7 +150,7 @@ def test_garbage_on_the_line_is_counted_and_parsing_goes_on(tmp_path: Path, nmea
 
 def test_loop_url_and_stop_is_prompt() -> None:
     src = SerialGnssSource(GnssConfig("loop://", read_timeout_s=0.5)).start()
-    assert wait_until(lambda: src.stats.connected)
+    assert within(lambda: src.stats.connected)
     t0 = time.monotonic()
     src.stop()
     assert time.monotonic() - t0 < 1.5
@@ -179,7 +171,7 @@ def test_stop_that_times_out_never_lets_start_run_a_second_reader(tmp_path: Path
 
     src = SerialGnssSource(GnssConfig(str(peer.link), **FAST), on_fix=stuck_consumer).start()
     try:
-        assert wait_until(lambda: src.stats.connected)
+        assert within(lambda: src.stats.connected)
         peer.send(nmea_log.read_bytes()[:4000])
         assert entered.wait(5.0)
         assert src.stop(timeout_s=0.01) is False  # the reader is still inside on_fix
@@ -190,7 +182,7 @@ def test_stop_that_times_out_never_lets_start_run_a_second_reader(tmp_path: Path
         release.set()
     assert src.stop(timeout_s=5.0) and not _readers(peer.link)
     src.start()  # once the old reader has ended, a restart works
-    assert wait_until(lambda: src.stats.connects == 2 and src.stats.connected)
+    assert within(lambda: src.stats.connects == 2 and src.stats.connected)
     assert len(_readers(peer.link)) == 1
     assert src.stop(timeout_s=5.0)
     peer.unplug()
@@ -209,13 +201,13 @@ def test_unexpected_errors_are_counted_and_the_reader_goes_on(tmp_path: Path, nm
 
     src = SerialGnssSource(GnssConfig(str(peer.link), **FAST), clock=clock)
     with caplog.at_level("ERROR"), src:
-        assert wait_until(lambda: src.stats.connected)
+        assert within(lambda: src.stats.connected)
         peer.send(b"".join(lines[:60]))
-        assert wait_until(lambda: src.stats.unexpected_errors == 1)
-        assert wait_until(lambda: src.stats.connects == 2 and src.stats.connected)  # reopened after back-off
+        assert within(lambda: src.stats.unexpected_errors == 1)
+        assert within(lambda: src.stats.connects == 2 and src.stats.connected)  # reopened after back-off
         before = src.fix_count
         peer.send(b"".join(lines[60:120]))
-        assert wait_until(lambda: src.fix_count >= before + 4)
+        assert within(lambda: src.fix_count >= before + 4)
         assert len(_readers(peer.link)) == 1
     peer.unplug()
     assert not _readers(peer.link)  # the stop flag still ends it
@@ -301,15 +293,15 @@ def test_unplug_after_data_reconnects_from_the_initial_back_off(tmp_path: Path, 
     src = SerialGnssSource(cfg).start()
     peer = None
     try:
-        assert wait_until(lambda: src.stats.open_failures >= 7, 10.0)  # absent at start: back-off now >= 1.28 s
+        assert within(lambda: src.stats.open_failures >= 7, 10.0)  # absent at start: back-off now >= 1.28 s
         peer = PtyPeer(link)
-        assert wait_until(lambda: src.stats.connected, 10.0)
+        assert within(lambda: src.stats.connected, 10.0)
         peer.send(nmea_log.read_bytes()[:4000])
         assert src.wait_for_fix(5.0) is not None
         peer.unplug()
         peer = None
         link.unlink()
-        assert wait_until(lambda: src.stats.disconnects == 1)
+        assert within(lambda: src.stats.disconnects == 1)
         failures = src.stats.open_failures
         time.sleep(1.0)  # from 0.02 s doubling: 5 attempts and more; from the old back-off: at most one
         assert src.stats.open_failures - failures >= 3

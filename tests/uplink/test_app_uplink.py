@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import skip_unless_ci
+from conftest import skip_unless_ci, within
 
 from edge_assistant.app.runtime import App
 from edge_assistant.app.stage_configs import uplink_config
@@ -24,16 +23,6 @@ from edge_assistant.uplink.client import Uplink
 from .conftest import wait_until
 
 _channels = itertools.count()
-
-
-def _within(predicate, timeout_s: float) -> bool:
-    """Whether ``predicate`` becomes true within ``timeout_s`` (polled every 20 ms)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture
@@ -98,7 +87,7 @@ def test_running_assistant_publishes_trouble_codes_and_health(tmp_path: Path, si
     def trip_arrived() -> bool:
         return "trip" in {m["kind"] for m in collector.messages}
 
-    if not _within(trip_arrived, 10.0):
+    if not within(trip_arrived, 10.0):
         next_ignition = Uplink(uplink_config(config))
         next_ignition.start()
         try:
