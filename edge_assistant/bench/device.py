@@ -6,8 +6,9 @@ What runs is what the service runs (:class:`~edge_assistant.app.runtime.App`), f
   thread speaks a cabin scene into it (espeak-ng commands after the wake word in generated cabin noise,
   :mod:`edge_assistant.pipeline.scene`) at 48 kHz, the rate the device's ``ea_mic48`` delivers, so the C
   resampler runs too. ``speed`` 1.0 writes it in real time (80 ms every 80 ms, as a microphone does);
-  ``speed`` None writes as fast as the pipeline takes it (kept at most half a ring buffer ahead, so
-  nothing is dropped by design and the run is an accelerated soak);
+  ``speed`` None writes as fast as the pipeline takes it (at most half a ring buffer ahead; while the
+  pipeline is busy, on in real time up to 90 % of the ring, as a microphone would; nothing is dropped by
+  design and the run is an accelerated soak);
 * **CAN**: the demo EV drives on the virtual bus (its drive, its ECUs answering UDS) and a load thread adds
   frames of the same drive until the bus carries ``can_fps`` frames/s (8,700/s is a 1 Mbit/s bus full of
   8-byte frames), all decoded by the vehicle reader;
@@ -75,6 +76,23 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def hold_back(written_16k: int, block_16k: int, app: Any, ring_samples: int, stop: threading.Event) -> bool:
+    """Back-pressure for a microphone written as fast as the pipeline takes it; True once ``stop`` is set.
+
+    Up to half a ring ahead of what the pipeline took, the next block goes at once; from there up to 90 % of
+    the ring, in real time, as a microphone keeps delivering while the pipeline is busy (a long recognition
+    pass shows as a backlog, not as a silent microphone); beyond that it waits, so nothing is dropped."""
+    block_s = block_16k / 16000.0
+    while not stop.is_set():
+        backlog = written_16k - app.stats.samples
+        if backlog <= ring_samples // 2:
+            return False
+        if backlog + block_16k <= 0.9 * ring_samples:
+            return stop.wait(block_s)
+        time.sleep(0.005)
+    return True
+
+
 class Microphone(threading.Thread):
     """Writes the scene (looped, or once and then silence) into the FIFO that ALSA reads as the microphone.
 
@@ -115,10 +133,8 @@ class Microphone(threading.Thread):
                     due = t0 + (pos + block.size) / DEVICE_RATE_HZ / self.cfg.speed
                     if self.stop_event.wait(max(0.0, due - time.monotonic())):
                         break
-                else:  # back-pressure: stay within half a ring of what the pipeline took
-                    while (self.written_16k - self.app.stats.samples > self.ring_samples // 2
-                           and not self.stop_event.is_set()):
-                        time.sleep(0.005)
+                elif hold_back(self.written_16k, block.size // 3, self.app, self.ring_samples, self.stop_event):
+                    break
                 os.write(self.fd, block.astype("<i2").tobytes())
                 pos += block.size
                 self.written_16k = pos // 3

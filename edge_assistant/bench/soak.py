@@ -49,6 +49,7 @@ from edge_assistant.bench.device import (
     _summary,
     bench_config,
     fifo_microphone,
+    hold_back,
     scene_at_device_rate,
     start_can_load,
     start_sampler,
@@ -144,9 +145,8 @@ class _SoakMicrophone(threading.Thread):
                     if self.stop_event.wait(max(0.0, due - time.monotonic())):
                         break
                 else:
-                    while (self.written_16k - self.app.stats.samples > self.ring_samples // 2
-                           and not self.stop_event.is_set()):
-                        time.sleep(0.005)
+                    if hold_back(self.written_16k, block.size // 3, self.app, self.ring_samples, self.stop_event):
+                        break
                     if self.realtime.is_set() and self.stop_event.wait(block.size / DEVICE_RATE_HZ):
                         break
                 os.write(self.fd, block.astype("<i2").tobytes())

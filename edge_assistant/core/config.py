@@ -100,9 +100,11 @@ class AudioSettings:
     """ALSA sample format: S16_LE or S32_LE (I2S MEMS microphones deliver 24 bits in 32-bit slots)."""
     chunk_ms: float = 80.0
     """Audio read per call, a whole number of frames at ``sample_rate_hz`` (80 ms = one wake-word step)."""
-    ring_buffer_s: float = 2.0
-    """Audio held between capture and the pipeline: rides out stalls (a slow ASR pass) without an overrun
-    and keeps the endpointer's pre-roll from before the wake word."""
+    ring_buffer_s: float = 8.0
+    """Audio held between capture and the pipeline: rides out stalls without an overrun and keeps the
+    endpointer's pre-roll from before the wake word. Speech recognition runs on the pipeline thread, and
+    one pass took up to 2.35 s on the 2-core bench under full CPU load (soak, 2026-12-05): 2 s lost audio
+    there; 8 s (256 KB) leaves room for a slower board."""
 
     def __post_init__(self) -> None:
         check_text(self, "device", "an ALSA PCM name such as ea_mic48 or plughw:CARD=Device")
