@@ -58,7 +58,8 @@ def grammar_bias_config(config: DeviceConfig):
     """``asr.grammar`` → :class:`~edge_assistant.asr.grammar_bias.GrammarBiasConfig`, None when "off"."""
     from edge_assistant.asr.grammar_bias import GrammarBiasConfig
 
-    return None if config.asr.grammar == "off" else GrammarBiasConfig(mode=config.asr.grammar)
+    asr = config.asr
+    return None if asr.grammar == "off" else GrammarBiasConfig(mode=asr.grammar, beam_size=asr.grammar_beam_size)
 
 
 def travel_config(config: DeviceConfig):

@@ -10,7 +10,8 @@ may appear anywhere.
 
 Decoding with a grammar (:meth:`GrammarBias.choose`, called by the recogniser):
 
-1. free decoding as without a grammar (greedy or beam); if the grammar accepts its best text, keep it;
+1. free decoding as without a grammar (greedy or beam); if the grammar accepts its best text (or ``fits``
+   says the caller takes it as it is), keep it;
 2. ``mode="constrain"``: a beam search in which each beam only expands those of its ``top_k`` most
    likely tokens that keep the text inside the grammar, and may end only where a sentence ends;
    ``mode="rescore"``: the best grammar sentence among the free beam's n-best;
@@ -20,7 +21,7 @@ Decoding with a grammar (:meth:`GrammarBias.choose`, called by the recogniser):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -194,12 +195,15 @@ class GrammarBias:
 
     ``grammar``: an expression (see the module docstring) or an iterable of them (one per sentence
     template; each is one alternative). ``tokenizer``: the recogniser's :class:`WhisperTokenizer`.
+    ``fits``: a free transcript the caller takes as it is, with no constrained search (its own reading of the
+    text, "80%" as "80 percent"); without it, only a text the grammar accepts as written.
     """
 
     def __init__(self, grammar: Expr | Iterable[Expr], tokenizer: WhisperTokenizer,
-                 config: GrammarBiasConfig | None = None) -> None:
+                 config: GrammarBiasConfig | None = None, fits: Callable[[str], bool] | None = None) -> None:
         self.config = config or GrammarBiasConfig()
         self.tokenizer = tokenizer
+        self.fits = fits
         items = (grammar,) if isinstance(grammar, (str, tuple)) else tuple(grammar)
         if not items:
             raise DataFormatError("grammar", "no sentences; expected at least one template")
@@ -310,6 +314,9 @@ class GrammarBias:
         extra.update(free_text=free_text, free_score=free.score)
         if self.accepts_text(free_text):
             extra["grammar"] = "free_in_grammar"
+            return free
+        if self.fits is not None and self.fits(free_text):
+            extra["grammar"] = "free_fits"
             return free
         pick = None
         if cfg.mode == "rescore":

@@ -220,7 +220,9 @@ class WhisperRecognizer:
         expected = ["logits"] + [n.replace("past_", "present_") for n in self._past_names]
         if self._out_names != expected or not self._past_names:
             raise ModelFileError(self.files.decoder, f"outputs {self._out_names}; expected {expected}")
-        shape = self._decoder.get_inputs()[1].shape  # past_k_0: (1, H, n_past, dh)
+        shape = self._decoder.get_inputs()[1].shape  # past_k_0: (B, H, n_past, dh)
+        self.batched = not isinstance(self._decoder.get_inputs()[0].shape[0], int)
+        """The decoder steps a batch of hypotheses in one call (models built from export revision 4 on)."""
         self._n_heads, self._head_dim = int(shape[1]), int(shape[3])
         self._mask_first = self.tokenizer.suppress_mask(begin=True)
         self._mask = self.tokenizer.suppress_mask(begin=False)
@@ -302,6 +304,20 @@ class WhisperRecognizer:
         out = self._decoder.run(self._out_names, feed)
         return out[0][0], out[1:]
 
+    def step_many(self, tokens: list[int], pasts: list[list[np.ndarray]],
+                  cross: dict[str, np.ndarray]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """One new token for each of several hypotheses of the same length: [(logits, cache)] in order, in one
+        batched decoder call when the model takes a batch (dynamic quantisation scales the activations over
+        the whole batch, so a row's logits differ from a lone call's in float rounding only)."""
+        if not self.batched or len(tokens) < 2:
+            return [self.step([t], past, cross) for t, past in zip(tokens, pasts, strict=True)]
+        feed = dict(cross)
+        feed["tokens"] = np.asarray(tokens, dtype=np.int64).reshape(-1, 1)
+        for j, name in enumerate(self._past_names):
+            feed[name] = np.concatenate([p[j] for p in pasts], axis=0)
+        out = self._decoder.run(self._out_names, feed)
+        return [(out[0][i], [o[i : i + 1] for o in out[1:]]) for i in range(len(tokens))]
+
     def suppress(self, first: bool) -> np.ndarray:
         """Additive logit mask of the suppressed tokens (``first``: for the first text token)."""
         return self._mask_first if first else self._mask
@@ -375,11 +391,9 @@ class WhisperRecognizer:
                     break
             if len(done) >= beam_size or not kept:
                 break
-            nxt: list[_Beam] = []
-            for total, b_i, t, state in kept:
-                logits, past = self.step([t], beams[b_i].past, cross)
-                nxt.append(_Beam(beams[b_i].tokens + [t], total, logits, past, state))
-            beams = nxt
+            stepped = self.step_many([t for _, _, t, _ in kept], [beams[b_i].past for _, b_i, _, _ in kept], cross)
+            beams = [_Beam(beams[b_i].tokens + [t], total, logits, past, state)
+                     for (total, b_i, t, state), (logits, past) in zip(kept, stepped, strict=True)]
         else:
             done += [Hypothesis(b.tokens, b.logprob, "max_tokens") for b in beams]
         done.sort(key=lambda h: -h.score)

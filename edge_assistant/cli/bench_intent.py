@@ -32,13 +32,15 @@ def register(subparsers) -> None:
     a.add_argument("--beam", type=int, nargs="+", default=[1, 5], help="beam sizes to compare (default: 1 5)")
     a.add_argument("--grammar", nargs="+", default=["off", "constrain", "rescore"],
                    choices=("off", "constrain", "rescore"), help="grammar-aware recognition modes to compare")
+    a.add_argument("--grammar-beam", type=int, metavar="N",
+                   help="beams of the grammar-constrained search (default: the device's, asr.grammar_beam_size)")
     p.set_defaults(func=run)
 
 
 def _run_audio(args, matcher) -> int:
     from pathlib import Path
 
-    from edge_assistant.asr.grammar_bias import GrammarBias, GrammarBiasConfig
+    from edge_assistant.asr.grammar_bias import GrammarBiasConfig
     from edge_assistant.asr.recognizer import RecognizerConfig, WhisperRecognizer
     from edge_assistant.audio.noise import load_noise
     from edge_assistant.bench.intent import (
@@ -48,8 +50,9 @@ def _run_audio(args, matcher) -> int:
         synth_commands,
     )
     from edge_assistant.cli._common import write_json
+    from edge_assistant.core.config import AsrSettings
     from edge_assistant.core.errors import ConfigError
-    from edge_assistant.pipeline.grammar_link import grammar_expression
+    from edge_assistant.pipeline.grammar_link import recognition_grammar
 
     if args.make_audio:
         path = synth_commands(matcher, Path(args.make_audio), per_intent=args.per_intent, seed=args.seeds[0])
@@ -60,8 +63,9 @@ def _run_audio(args, matcher) -> int:
     labels = load_labels(Path(args.labels))
     recs = {f"beam {b}": WhisperRecognizer(RecognizerConfig(beam_size=b)) for b in args.beam}
     tok = next(iter(recs.values())).tokenizer
-    expr = grammar_expression(matcher.grammar)
-    biases = {m: None if m == "off" else GrammarBias(expr, tok, GrammarBiasConfig(mode=m)) for m in args.grammar}
+    gbeam = args.grammar_beam or AsrSettings().grammar_beam_size
+    biases = {m: None if m == "off" else recognition_grammar(matcher, tok, GrammarBiasConfig(mode=m, beam_size=gbeam))
+              for m in args.grammar}
     conditions: list = [("clean", None, None)]
     for i, spec in enumerate(args.noise):
         src = load_noise(spec, seed=i)

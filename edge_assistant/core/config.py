@@ -186,12 +186,15 @@ class AsrSettings:
     """How the intent grammar helps recognition: "constrain" (a beam search kept inside the grammar when the
     free text is no sentence of it), "rescore" (the best grammar sentence among the free beam's n-best; needs
     beam_size > 1) or "off" (free text only)."""
+    grammar_beam_size: int = 4
+    """Beams of the grammar-constrained search (stepped in one batched decoder call)."""
 
     def __post_init__(self) -> None:
         need(self, "int8", isinstance(self.int8, bool), "true or false")
         check_int(self, "threads", 1, 16)
         check_number(self, "max_command_s", 0.0, 30.0, "s", open_lo=True)
         check_int(self, "beam_size", 1, 16)
+        check_int(self, "grammar_beam_size", 1, 16)
         need(self, "grammar", self.grammar in ASR_GRAMMAR_MODES, " or ".join(map(repr, ASR_GRAMMAR_MODES)))
         need(self, "grammar", self.grammar != "rescore" or self.beam_size > 1,
              '"constrain" or "off" with beam_size = 1 (rescoring picks from the beam\'s n-best)')

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -154,6 +154,9 @@ class Heard:
     match_ms: float
     free_text: str
     """The recogniser's own text before the grammar had a say (equal to ``text`` without a grammar)."""
+    at_s: float | None = None
+    """Stream time at which the recognition started, for one made at a pause before the command's end
+    (None: at the end-of-utterance decision)."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ class Replied:
     asr_ms: float
     reply_latency_ms: float
     """Processing time from the end-of-utterance decision to the answer (ASR + intent + agent; for a command
-    ended early, the speculative ASR that decided the end)."""
+    ended early, the speculative ASR that decided the end, less what of it ran before the decision)."""
     endpoint_delay_s: float
     """Stream time from the last speech to the end-of-utterance decision (the trailing silence)."""
     match_ms: float = 0.0
@@ -252,10 +255,15 @@ class Responder:
         answer = self.router.answer(heard.intent)
         agent_ms = (time.perf_counter() - t0) * 1e3
         log.info("heard %r -> %s", heard.text, heard.intent.name)
+        # a recognition made at a pause before the decision (a complete command that waited one more pause in
+        # case its last word went on) ran while that pause's audio came in: only what it took beyond counts
+        asr_after_ms = heard.asr_ms
+        if heard.at_s is not None:
+            asr_after_ms = max(0.0, heard.asr_ms - (utterance.detected_s - heard.at_s) * 1e3)
         return Replied(
             speech_start_s=utterance.start_s, speech_end_s=utterance.speech_end_s, text=heard.text,
             intent=heard.intent, answer=answer, asr_ms=heard.asr_ms,
-            reply_latency_ms=heard.asr_ms + heard.match_ms + agent_ms,
+            reply_latency_ms=asr_after_ms + heard.match_ms + agent_ms,
             endpoint_delay_s=utterance.detected_s - utterance.speech_end_s, match_ms=heard.match_ms,
             agent_ms=agent_ms, end_reason=getattr(utterance, "reason", "silence"), detected_s=utterance.detected_s,
         )
@@ -378,7 +386,7 @@ class Assistant:
         if not self._capturing:
             return PAUSE_CONTINUE
         decision, heard = self.end_of_turn.judge(pause.audio)
-        self._early = heard if decision in (PAUSE_END, PAUSE_END_LATER) else None
+        self._early = replace(heard, at_s=pause.detected_s) if decision in (PAUSE_END, PAUSE_END_LATER) else None
         return decision
 
     def _handle_endpoint(self, ep_events: list[Any]) -> list[PipelineEvent]:

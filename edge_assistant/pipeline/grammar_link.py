@@ -63,8 +63,18 @@ def _expr(e: Any, rules: dict, lists: dict) -> Any:
 
 
 def recognition_grammar(matcher: Any, tokenizer: Any, config: gb.GrammarBiasConfig | None = None) -> gb.GrammarBias:
-    """The matcher's grammar compiled for the recogniser (``tokenizer``: the recogniser's)."""
-    return gb.GrammarBias(grammar_expression(matcher.grammar), tokenizer, config)
+    """The matcher's grammar compiled for the recogniser (``tokenizer``: the recogniser's).
+
+    A free transcript is kept with no constrained search when, read as the matcher reads it (number words as
+    digits, "80%" as "80 percent", fillers dropped), it is a sentence of the grammar."""
+    tolerant = getattr(matcher, "config", None) or TolerantConfig()
+    bias: gb.GrammarBias
+
+    def fits(text: str) -> bool:
+        return bias.accepts_text(clean(text, tolerant).text)
+
+    bias = gb.GrammarBias(grammar_expression(matcher.grammar), tokenizer, config, fits=fits)
+    return bias
 
 
 class GrammarShape:

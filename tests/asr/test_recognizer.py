@@ -227,3 +227,21 @@ def test_other_rates_through_read_audio(recognizer, tmp_path, rate):
     result = recognizer.transcribe(audio)
     assert result.audio_s == pytest.approx(1.5, abs=1e-3)
     assert len(result.tokens) <= recognizer.config.min_token_budget
+
+
+@pytest.mark.shared_data
+def test_beam_search_steps_its_beams_in_one_call(recognizer, speech_data):
+    """The batched beam search (one decoder call per step for all beams) reads a real sentence as stepping each
+    beam alone does."""
+    from dataclasses import replace
+
+    from edge_assistant.asr.recognizer import WhisperRecognizer
+
+    beam = WhisperRecognizer(replace(recognizer.config, beam_size=4))
+    assert beam.batched  # the model cache's decoder takes a batch (export revision 4)
+    audio = read_audio(speech_data / "asr" / "read_speech" / "jfk.flac")
+    together = beam.transcribe(audio)
+    beam.batched = False
+    alone = beam.transcribe(audio)
+    assert together.text == alone.text
+    assert normalize(together.text).startswith("and so my fellow americans")

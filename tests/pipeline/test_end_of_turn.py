@@ -101,3 +101,32 @@ def test_the_grammar_shape_knows_unfinished_sentences_and_words(parts) -> None:
     assert shape.continues_word("turn on the heat")  # ... "heated seats"
     assert shape.continues_word("set the temperature to 21")  # a number may go on
     assert not shape.continues_word("Turn on the heated seats.") and not shape.continues_word("How much range do I have left?")
+
+
+def test_free_text_the_matcher_reads_as_a_sentence_needs_no_constrained_search(parts) -> None:
+    """"80%" and number words are how Whisper writes what the grammar has as "80 percent" and digits: such a
+    free transcript is kept as it is (no constrained search), while one that is no sentence is not."""
+    _, _, _, bias, _ = parts
+    assert not bias.accepts_text("Set the charge limit to 80%.")
+    assert bias.fits("Set the charge limit to 80%.")
+    assert bias.fits("set the temperature to twenty one degrees")
+    assert not bias.fits("Set of 5 to level 3.")
+
+
+def test_a_recognition_made_before_the_decision_counts_only_beyond_it(parts) -> None:
+    """A complete command that waited one more pause (its last word might have gone on) was recognised at the
+    first pause, while the second one's audio came in: its reply latency holds only what the recognition took
+    beyond that wait."""
+    from types import SimpleNamespace
+
+    from edge_assistant.pipeline.assistant import Heard
+
+    recognizer, router, matcher, bias, _ = parts
+    responder = Responder(recognizer, router, matcher.match, grammar=bias)
+    text = "Can I make it to Munich?"
+    utterance = SimpleNamespace(start_s=1.0, speech_end_s=2.5, detected_s=3.0, reason="complete", audio=None)
+    for at_s, beyond_ms in ((2.7, 0.0), (2.84, 40.0), (2.95, 150.0), (None, 200.0)):
+        heard = Heard(text, matcher.match(text), 200.0, 1.0, text, at_s=at_s)
+        r = responder.respond(utterance, heard)
+        assert r.asr_ms == 200.0 and r.match_ms == 1.0
+        assert r.reply_latency_ms - r.match_ms - r.agent_ms == pytest.approx(beyond_ms, abs=1e-6)

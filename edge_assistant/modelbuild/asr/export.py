@@ -1,14 +1,15 @@
 """Build ONNX graphs for Whisper from CTranslate2 weights, with ``onnx.helper`` (no torch).
 
-Three graphs, all batch 1 (one microphone stream), all float32 at the interfaces:
+Three graphs, batch 1 (one microphone stream) except the decoder's hypotheses, float32 at the interfaces:
 
 * ``encoder``: ``mel`` (1, 80, N) with any even N <= 3000 -> ``encoder_out`` (1, N/2, d). conv1 (k3) + GELU,
   conv2 (k3, stride 2) + GELU, the first N/2 learned/sinusoidal positions, pre-LN transformer, final LN.
   Variable N is what lets the recogniser encode only the utterance instead of a padded 30 s window.
 * ``cross_kv``: ``encoder_out`` -> ``cross_k_i``/``cross_v_i`` (1, H, T, dh) for every decoder layer i:
   the cross-attention keys and values, computed once per utterance.
-* ``decoder``: one step. ``tokens`` (1, n), ``past_k_i``/``past_v_i`` (1, H, P, dh), ``cross_k_i``/``cross_v_i``
-  -> ``logits`` (1, V) of the last token and ``present_k_i``/``present_v_i`` (1, H, P+n, dh). The positions of
+* ``decoder``: one step. ``tokens`` (B, n), ``past_k_i``/``past_v_i`` (B, H, P, dh), ``cross_k_i``/``cross_v_i``
+  (1, H, T, dh, shared by the B hypotheses of a beam search through MatMul's broadcasting) -> ``logits`` (B, V)
+  of the last token and ``present_k_i``/``present_v_i`` (B, H, P+n, dh). The positions of
   the n new tokens are P..P+n-1; a causal mask lets the prompt be fed in one call. One tensor per layer
   (not one stacked tensor) so that no step copies the whole cache to slice a layer out of it.
 
@@ -300,12 +301,12 @@ def build_decoder(model: CT2Model) -> onnx.ModelProto:
     proj = g.const(np.ascontiguousarray(model.get("decoder/projection/weight").T), "logits_w")
     g.nodes.append(helper.make_node("MatMul", [x, proj], ["logits"], name="logits_matmul"))
     L = dims.n_layers_dec
-    kv = [1, h, "n_past", dh]
-    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, "n_new"])]
+    kv = ["batch", h, "n_past", dh]
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "n_new"])]
     inputs += [helper.make_tensor_value_info(f"past_{kind}_{i}", TensorProto.FLOAT, kv) for i in range(L) for kind in "kv"]
     inputs += [helper.make_tensor_value_info(f"cross_{kind}_{i}", TensorProto.FLOAT, [1, h, "n_ctx", dh])
                for i in range(L) for kind in "kv"]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, dims.n_vocab])]
-    outputs += [helper.make_tensor_value_info(f"present_{kind}_{i}", TensorProto.FLOAT, [1, h, "n_total", dh])
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", dims.n_vocab])]
+    outputs += [helper.make_tensor_value_info(f"present_{kind}_{i}", TensorProto.FLOAT, ["batch", h, "n_total", dh])
                 for i in range(L) for kind in "kv"]
     return g.finish("whisper_decoder_step", inputs, outputs)
