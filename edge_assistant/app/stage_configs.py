@@ -44,6 +44,7 @@ def endpoint_config(config: DeviceConfig):
         max_utterance_ms=config.asr.max_command_s * 1000.0, pre_roll_ms=e.pre_roll_ms, post_roll_ms=e.post_roll_ms,
         listen_timeout_ms=e.listen_timeout_ms, highpass_hz=e.highpass_hz or None,
         pause_ms=e.pause_ms or None, hold_silence_ms=e.hold_silence_ms,
+        early_pause_threshold=e.early_pause_threshold or None,
     )
 
 

@@ -225,6 +225,11 @@ class EndpointSettings:
     unfinished sentence waits ``hold_silence_ms`` (``pipeline/end_of_turn.py``); 0 turns it off."""
     hold_silence_ms: float = 1500.0
     """Trailing silence for a command that stopped mid-sentence ("set the temperature to …")."""
+    early_pause_threshold: float = 0.9
+    """Above onset_threshold: a pause of pause_ms below this speech probability is judged early, while the VAD's
+    probability still decays after the last word; only an end is taken from it, anything else waits for the
+    usual judgement. 0 turns it off. Chosen on a development scene (other commands, noise seed 5): 0.7 / 0.8 /
+    0.9 took end of speech to reply p50 from 334 ms to 269 / 261 / 234 ms with no command cut off."""
     highpass_hz: float = 100.0
     """High-pass cut-off for the VAD's view of the audio (road rumble sits below ~150 Hz); 0 turns it off."""
 
@@ -241,6 +246,10 @@ class EndpointSettings:
         need(self, "pause_ms", self.pause_ms < self.trailing_silence_ms,
              f"less than trailing_silence_ms ({self.trailing_silence_ms:g}), or 0 to turn it off")
         check_number(self, "hold_silence_ms", 0.0, 10_000.0, "ms")
+        check_number(self, "early_pause_threshold", 0.0, 1.0, "(0 = off)")
+        need(self, "early_pause_threshold", self.early_pause_threshold == 0.0
+             or self.onset_threshold < self.early_pause_threshold < 1.0,
+             f"0 (off) or above onset_threshold ({self.onset_threshold:g}) and below 1")
         check_number(self, "highpass_hz", 0.0, 999.0, "Hz (0 = off)")
 
 

@@ -95,6 +95,7 @@ class EndOfTurn:
             return self._end(heard, free)
         if free and _open_ended(free):
             return self._hold(free)
+        log.debug("pause after %r: no command, the usual trailing silence decides", free)
         return PAUSE_CONTINUE, None
 
     def _hold(self, free: str) -> tuple[str, None]:

@@ -71,6 +71,10 @@ class EndpointConfig:
     once per pause; speech that clearly resumes (at or above the onset threshold) re-arms it."""
     hold_silence_ms: float = 1500.0
     """Trailing silence for an utterance the pause judge called incomplete ("set the temperature to …")."""
+    early_pause_threshold: float | None = None
+    """Above the onset: a pause of ``pause_ms`` below this probability is judged early, while Silero's
+    probability still decays after the last word; only an end (now or after one more pause) is taken from
+    that judgement, anything else waits for the usual one below the onset. None: no early judgement."""
     max_lookback_ms: float = 2000.0
     """How far in the past :meth:`Endpointer.listen` may start (audio kept for it)."""
     highpass_hz: float | None = 100.0
@@ -101,6 +105,11 @@ class EndpointConfig:
             raise ConfigError(f"endpoint highpass_hz={self.highpass_hz!r}: expected None or 0 < Hz < 1000")
         if self.trailing_silence_ms <= 0:
             raise ConfigError("endpoint trailing_silence_ms=0: expected > 0")
+        if self.early_pause_threshold is not None and not (
+                isinstance(self.early_pause_threshold, (int, float))
+                and self.onset_threshold < self.early_pause_threshold < 1.0):
+            raise ConfigError(f"endpoint early_pause_threshold={self.early_pause_threshold!r}: expected None or a "
+                              f"probability above onset_threshold ({self.onset_threshold:g}) and below 1")
         if self.pause_ms is not None and not (isinstance(self.pause_ms, (int, float))
                                               and 0 < self.pause_ms < self.trailing_silence_ms):
             raise ConfigError(f"endpoint pause_ms={self.pause_ms!r}: expected None or 0 < ms < trailing_silence_ms "
@@ -267,6 +276,7 @@ class Endpointer:
         self._scratch = np.zeros(self._w, dtype=np.float32)
         self._continuous = listening
         self._pause = cfg.samples(cfg.pause_ms) if cfg.pause_ms is not None else None
+        self._early_level = cfg.early_pause_threshold
         self._hold = cfg.samples(cfg.hold_silence_ms)
         self.on_pause: Callable[[SpeechPause], str] | None = None
         """Called on the stream's thread, inside :meth:`process`, at the window where a pause reaches
@@ -306,6 +316,8 @@ class Endpointer:
         self._quiet = 0
         self._trailing_now = self._trailing
         self._pause_asked = False
+        self._early_quiet = 0  # samples below the early pause threshold since the last window at or above it
+        self._early_asked = False
         self._end_later: tuple[int, int] | None = None  # (quiet samples, audio end) of a pending PAUSE_END_LATER
         self.last_probability = 0.0
         self._gate_was_open = True
@@ -510,18 +522,28 @@ class Endpointer:
                 self._quiet = 0
             else:
                 self._quiet += self._w
+            if self._early_level is not None:
+                if prob >= self._early_level:
+                    self._early_quiet, self._early_asked = 0, False
+                else:
+                    self._early_quiet += self._w
             if end - self._start >= self._max_utt:
                 self._finish(events, self._start + self._max_utt, end, "max_length")
             elif self._silence >= self._trailing_now:
                 self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
             elif self._end_later is not None and self._quiet >= self._end_later[0]:
                 self._finish(events, self._end_later[1], end, "complete")
-            elif (self._pause is not None and self.on_pause is not None and not self._pause_asked
-                  and self._quiet >= self._pause):
+            elif self._pause is None or self.on_pause is None:
+                pass
+            elif not self._pause_asked and self._quiet >= self._pause:
                 self._pause_asked = True
                 self._judge_pause(end, events)
+            elif (self._early_level is not None and not self._early_asked and self._end_later is None
+                  and not self._pause_asked and self._early_quiet >= self._pause):
+                self._early_asked = True
+                self._judge_pause(end, events, early=True)
 
-    def _judge_pause(self, end: int, events: list[Event]) -> None:
+    def _judge_pause(self, end: int, events: list[Event], early: bool = False) -> None:
         sr = SAMPLE_RATE_HZ
         if self._last_speech_end - self._start < self._min_utt:
             return  # too short to be a command yet
@@ -530,6 +552,10 @@ class Endpointer:
         pause = SpeechPause(self._start / sr, self._last_speech_end / sr, end / sr, audio_start / sr,
                             self._read(audio_start, audio_end))
         decision = self.on_pause(pause)
+        if early and decision not in (PAUSE_END, PAUSE_END_LATER):
+            if decision not in (PAUSE_HOLD, PAUSE_CONTINUE):
+                raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
+            return  # the usual judgement below the onset follows, on the whole pause
         if decision == PAUSE_END:
             self._finish(events, audio_end, end, "complete")
         elif decision == PAUSE_END_LATER:
@@ -549,6 +575,7 @@ class Endpointer:
             self._quiet = 0
             self._trailing_now = self._trailing
             self._pause_asked = False
+            self._early_quiet, self._early_asked = 0, False
             self._end_later = None
             events.append(SpeechStart(self._start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ))
             if end - self._start >= self._max_utt:

@@ -35,13 +35,17 @@ def parts(router, recognizer):
 
 
 def _assistant(parts, judged: bool) -> Assistant:
+    from edge_assistant.core.config import EndpointSettings
     from edge_assistant.pipeline.end_of_turn import EndOfTurn
     from edge_assistant.vad.endpoint import EndpointConfig, Endpointer
     from edge_assistant.wakeword.engine import build_engine
 
     recognizer, router, matcher, bias, shape = parts
     responder = Responder(recognizer, router, matcher.match, grammar=bias)
-    endpointer = Endpointer(EndpointConfig(trailing_silence_ms=TRAILING_S * 1000, pause_ms=160.0 if judged else None),
+    device = EndpointSettings()  # the device's pause rules
+    endpointer = Endpointer(EndpointConfig(trailing_silence_ms=TRAILING_S * 1000,
+                                           pause_ms=device.pause_ms if judged else None,
+                                           early_pause_threshold=device.early_pause_threshold if judged else None),
                             listening=False)
     judge = EndOfTurn(responder.hear, matcher.match, shape) if judged else None
     return Assistant(build_engine("alexa"), endpointer, responder, end_of_turn=judge)

@@ -345,3 +345,43 @@ def test_pause_judge_errors_are_named(two_sentences: np.ndarray, vad: SileroVad)
         _judged("maybe", two_sentences, vad, _fixed(512, len(two_sentences)))
     with pytest.raises(ConfigError, match="pause_ms=800"):
         EndpointConfig(pause_ms=800.0)
+
+
+def test_an_early_pause_ends_sooner_and_anything_else_waits_for_the_usual_one(two_sentences: np.ndarray,
+                                                                              vad: SileroVad) -> None:
+    """Judged while the probability still decays below the early threshold: an end is taken from it, sooner
+    than the usual judgement below the onset; hold or continue leave that usual judgement to decide."""
+    x = two_sentences
+    usual_u = [e for e in _judged(PAUSE_END, x, vad, _fixed(512, len(x)))[0] if isinstance(e, Utterance)]
+    ends = [u.speech_end_s for u in usual_u]
+    asked: list[tuple[float, str]] = []
+
+    def complete_at_the_end(pause) -> str:  # a judge that knows where each sentence ends (the words do)
+        decision = PAUSE_END if any(abs(pause.speech_end_s - e) <= 0.2 for e in ends) else PAUSE_CONTINUE
+        asked.append((pause.detected_s, decision))
+        return decision
+
+    ep = Endpointer(EndpointConfig(pause_ms=200.0, early_pause_threshold=0.9), vad=vad)
+    ep.on_pause = complete_at_the_end
+    early_u = [e for e in _run(ep, x, _fixed(512, len(x))) if isinstance(e, Utterance)]
+    assert len(early_u) == 2
+    for a, b in zip(usual_u, early_u, strict=True):
+        assert b.reason == "complete" and b.start_s == a.start_s
+        assert b.detected_s < a.detected_s and b.speech_end_s >= a.speech_end_s - 0.2
+    # a pause inside a sentence was judged early too, said "continue", and changed nothing
+    assert any(d == PAUSE_CONTINUE for _, d in asked)
+    # hold or continue, early or not, change nothing the usual judgement would not
+    plain = [_key(e) for e in _run(Endpointer(vad=vad), x, _fixed(512, len(x)))]
+    events, pauses = _judged(PAUSE_CONTINUE, x, vad, _fixed(512, len(x)), early_pause_threshold=0.9)
+    assert [_key(e) for e in events] == plain and len(pauses) > 2
+    held = [_key(e) for e in _judged(PAUSE_HOLD, x, vad, _fixed(512, len(x)), hold_silence_ms=1600.0)[0]]
+    held_early = [_key(e) for e in _judged(PAUSE_HOLD, x, vad, _fixed(512, len(x)), hold_silence_ms=1600.0,
+                                           early_pause_threshold=0.9)[0]]
+    assert held_early == held
+
+
+def test_early_pause_threshold_is_checked() -> None:
+    with pytest.raises(ConfigError, match="early_pause_threshold=0.4"):
+        EndpointConfig(early_pause_threshold=0.4)
+    with pytest.raises(ConfigError, match="early_pause_threshold=1.0"):
+        EndpointConfig(early_pause_threshold=1.0)
