@@ -186,8 +186,10 @@ class AsrSettings:
     """How the intent grammar helps recognition: "constrain" (a beam search kept inside the grammar when the
     free text is no sentence of it), "rescore" (the best grammar sentence among the free beam's n-best; needs
     beam_size > 1) or "off" (free text only)."""
-    grammar_beam_size: int = 4
-    """Beams of the grammar-constrained search (stepped in one batched decoder call)."""
+    grammar_beam_size: int = 8
+    """Beams of the grammar-constrained search (stepped in one batched decoder call). Chosen on development
+    sets: 8 instead of 4 recognised 80.7 vs 77.3 % of 88 synthetic commands clean and 54.5 vs 47.7 % in car
+    noise at 6 dB, for about 10 ms more per command on the development scene."""
 
     def __post_init__(self) -> None:
         need(self, "int8", isinstance(self.int8, bool), "true or false")

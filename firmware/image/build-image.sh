@@ -124,7 +124,12 @@ if [ -f "$HERE/boards/$BOARD/dpkg.cfg" ]; then  # board-specific path-exclude/-i
 fi
 pkgs=$(cat "$HERE/packages" "$HERE/boards/$BOARD/packages" | sed 's/#.*//' | xargs | tr ' ' ',')
 mkdir -p "$OUT/cache/debs"
-rm -rf "$OUT/rootfs"
+# a build killed inside mmdebstrap leaves /proc, /sys and /dev mounted in its root: rm would fail on them
+# (or, with /dev bind-mounted, reach the host's): unmount whatever is still mounted below it first
+if [ -d "$OUT/rootfs" ]; then
+    findmnt -rn -o TARGET | grep -F "$OUT/rootfs/" | sort -r | while read -r m; do umount -l "$m"; done
+fi
+rm -rf --one-file-system "$OUT/rootfs"
 # firmware/ (units, configs, CAN/audio files, drop-ins) from the same snapshot as the wheel: in a shared
 # working tree a config key added after the copy would otherwise reach the image without the code for it.
 EA_REPO=$OUT/src EA_WHEELHOUSE=$OUT/wheelhouse EA_MODELS=$MODELS EA_BOARD=$BOARD EA_COMPATIBLE=$COMPATIBLE \
