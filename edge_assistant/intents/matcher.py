@@ -9,6 +9,7 @@ text with near-miss words corrected to grammar words. Each repair lowers the con
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,11 +112,14 @@ class IntentMatcher:
 
     def _recognize(self, text: str) -> Any:
         """hassil's best result whose free-text slots start and end on word boundaries (hassil 3.13 may
-        end a wildcard inside a word when an optional template word follows: "Lake Gard" + "a 50 kW")."""
+        end a wildcard inside a word when an optional template word follows: "Lake Gard" + "a 50 kW") and
+        hold a letter: a place, a name or a trouble code ("U0100") does, while what noise leaves in a
+        recogniser's text after "let's go to" ("5, 2") does not, and ends no command."""
         from hassil import recognize_ranked
 
         for result in recognize_ranked(text, self.grammar.intents, slot_lists=self._lists or None):
-            if all(_on_word_bounds(text, e.text_span) for e in result.entities.values() if e.is_wildcard):
+            wild = [e for e in result.entities.values() if e.is_wildcard]
+            if all(_on_word_bounds(text, e.text_span) and _LETTER.search(str(e.text)) for e in wild):
                 return result
         return None
 
@@ -126,6 +130,9 @@ class IntentMatcher:
         if attempt.repairs:
             log.debug("%r matched %s after: %s", text, result.intent.name, "; ".join(attempt.repairs))
         return Intent(result.intent.name, text, attempt.confidence, slots)
+
+
+_LETTER = re.compile(r"[^\W\d_]")  # a letter
 
 
 def _on_word_bounds(text: str, span: tuple[int, int] | None) -> bool:

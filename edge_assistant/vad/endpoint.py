@@ -74,7 +74,8 @@ class EndpointConfig:
     early_pause_threshold: float | None = None
     """Above the onset: a pause of ``pause_ms`` below this probability is judged early, while Silero's
     probability still decays after the last word; only an end (now or after one more pause) is taken from
-    that judgement, anything else waits for the usual one below the onset. None: no early judgement."""
+    that judgement (the :class:`SpeechPause` says ``early``), anything else waits for the usual one below the
+    onset. None: no early judgement."""
     max_lookback_ms: float = 2000.0
     """How far in the past :meth:`Endpointer.listen` may start (audio kept for it)."""
     highpass_hz: float | None = 100.0
@@ -182,6 +183,8 @@ class SpeechPause:
     detected_s: float
     audio_start_s: float
     audio: np.ndarray = field(repr=False)
+    early: bool = False
+    """Judged early (below ``early_pause_threshold``, the probability still decaying): only an end is taken."""
 
 
 #: What :attr:`Endpointer.on_pause` returns: end the utterance now, end it after another ``pause_ms`` of quiet
@@ -550,7 +553,7 @@ class Endpointer:
         audio_end = min(self._last_speech_end + self._post, end)
         audio_start = self._audio_start()
         pause = SpeechPause(self._start / sr, self._last_speech_end / sr, end / sr, audio_start / sr,
-                            self._read(audio_start, audio_end))
+                            self._read(audio_start, audio_end), early)
         decision = self.on_pause(pause)
         if early and decision not in (PAUSE_END, PAUSE_END_LATER):
             if decision not in (PAUSE_HOLD, PAUSE_CONTINUE):
