@@ -127,7 +127,7 @@ mkdir -p "$OUT/cache/debs"
 # a build killed inside mmdebstrap leaves /proc, /sys and /dev mounted in its root: rm would fail on them
 # (or, with /dev bind-mounted, reach the host's): unmount whatever is still mounted below it first
 if [ -d "$OUT/rootfs" ]; then
-    findmnt -rn -o TARGET | grep -F "$OUT/rootfs/" | sort -r | while read -r m; do umount -l "$m"; done
+    { findmnt -rn -o TARGET | grep -F "$OUT/rootfs/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
 fi
 rm -rf --one-file-system "$OUT/rootfs"
 # firmware/ (units, configs, CAN/audio files, drop-ins) from the same snapshot as the wheel: in a shared
