@@ -11,7 +11,7 @@ NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native
 # build pyalsaaudio, the in-process microphone capture).
 APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng mosquitto libasound2-dev
 
-.PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system image-deps image-arm64 test-system-arm64
+.PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system test-system-smoke image-deps image-arm64 test-system-arm64
 
 help:
 	@echo "make demo          set up and run the assistant's main job on its embedded default"
@@ -22,6 +22,7 @@ help:
 	@echo "make image         x86_64 A/B disk image (mmdebstrap, GRUB-EFI, RAUC) in $(IMAGE_DIR)"
 	@echo "make bundle       signed RAUC bundle of the image's root filesystem"
 	@echo "make test-system   boot the image under QEMU (TCG, OVMF) and check it from outside"
+	@echo "make test-system-smoke  CI's subset: the image only, one boot: units, layout, CAN (run by .ci/run)"
 	@echo "make image-arm64   the qemu-arm64 board's image in $(IMAGE_DIR_ARM64) (IMAGE_BOARD=qemu-arm64)"
 	@echo "make test-system-arm64  boot it under qemu-system-aarch64 -M virt (TCG, AAVMF): READY, CAN replay"
 
@@ -102,6 +103,11 @@ test-system: setup image-deps
 	@[ -f $(IMAGE_DIR)/bundle-power-cut.raucb ] && [ $(IMAGE_DIR)/bundle-power-cut.raucb -nt $(IMAGE_DIR)/rootfs.ext4 ] \
 	  || TEST_BUNDLES=1 firmware/image/build-bundle.sh $(IMAGE_DIR)
 	EDGE_ASSISTANT_SYSTEM_TESTS=1 EDGE_ASSISTANT_IMAGE_DIR=$(IMAGE_DIR) $(BIN)/python -m pytest -v tests/system
+
+# CI's subset of the system test: the image only (no bundles), one VM: boot, units, layout, CAN (tests/system/test_smoke.py)
+test-system-smoke: setup image-deps
+	@[ -f $(IMAGE_DIR)/disk.img ] || $(MAKE) --no-print-directory image
+	EDGE_ASSISTANT_SYSTEM_TESTS=smoke EDGE_ASSISTANT_IMAGE_DIR=$(IMAGE_DIR) $(BIN)/python -m pytest -v tests/system
 
 # arm64 smoke test (not in CI: TCG aarch64 on x86 is slow): its own image directory, never IMAGE_DIR's
 IMAGE_DIR_ARM64 ?= $(abspath ../build-image-arm64)
