@@ -135,7 +135,8 @@ class Speaker:
 
     @property
     def busy(self) -> bool:
-        """A clip is queued or playing."""
+        """A clip is queued or playing; cleared only after the last clip's end (finished, interrupted, failed)
+        has been reported, so that :meth:`wait_idle` returning means every event is in."""
         return self._busy.is_set()
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
