@@ -536,15 +536,14 @@ class Endpointer:
                 self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
             elif self._end_later is not None and self._quiet >= self._end_later[0]:
                 self._finish(events, self._end_later[1], end, "complete")
-            elif self._pause is None or self.on_pause is None:
-                pass
-            elif not self._pause_asked and self._quiet >= self._pause:
-                self._pause_asked = True
-                self._judge_pause(end, events)
-            elif (self._early_level is not None and not self._early_asked and self._end_later is None
-                  and not self._pause_asked and self._early_quiet >= self._pause):
-                self._early_asked = True
-                self._judge_pause(end, events, early=True)
+            elif self._pause is not None and self.on_pause is not None and not self._pause_asked:
+                if self._quiet >= self._pause:
+                    self._pause_asked = True
+                    self._judge_pause(end, events)
+                elif (self._early_level is not None and not self._early_asked and self._end_later is None
+                      and self._early_quiet >= self._pause):
+                    self._early_asked = True
+                    self._judge_pause(end, events, early=True)
 
     def _judge_pause(self, end: int, events: list[Event], early: bool = False) -> None:
         sr = SAMPLE_RATE_HZ
@@ -555,18 +554,14 @@ class Endpointer:
         pause = SpeechPause(self._start / sr, self._last_speech_end / sr, end / sr, audio_start / sr,
                             self._read(audio_start, audio_end), early)
         decision = self.on_pause(pause)
-        if early and decision not in (PAUSE_END, PAUSE_END_LATER):
-            if decision not in (PAUSE_HOLD, PAUSE_CONTINUE):
-                raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
-            return  # the usual judgement below the onset follows, on the whole pause
+        if decision not in (PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD, PAUSE_CONTINUE):
+            raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
         if decision == PAUSE_END:
             self._finish(events, audio_end, end, "complete")
         elif decision == PAUSE_END_LATER:
             self._end_later = (self._quiet + self._pause, audio_end)
-        elif decision == PAUSE_HOLD:
+        elif decision == PAUSE_HOLD and not early:  # after an early one, the usual judgement follows
             self._trailing_now = max(self._trailing, self._hold)
-        elif decision != PAUSE_CONTINUE:
-            raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
 
     def _audio_start(self) -> int:
         return max(self._start - self._pre, self._listen_start, self._n - self._capacity, 0)
