@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native/src/*.c native/src/*.h native/include/ea/*.h)
 # Debian packages the build and the tests need (a C compiler; libsndfile is bundled by the soundfile wheel
 # on x86_64/aarch64, the Debian one is the fallback; alsa-utils and systemd give the firmware tests arecord and
-# systemd-analyze; espeak-ng speaks the demo's and the pipeline tests' commands; libasound2-dev lets pip
+# systemd-analyze; espeak-ng speaks the demo's and the pipeline tests' commands, flite adds voices of real speakers
+# to the synthetic speech wake-word heads are trained on; libasound2-dev lets pip
 # build pyalsaaudio, the in-process microphone capture).
-APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng mosquitto libasound2-dev
+APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng flite mosquitto libasound2-dev
 
 .PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system test-system-smoke image-deps image-arm64 test-system-arm64
 

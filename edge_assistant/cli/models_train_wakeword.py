@@ -8,8 +8,9 @@ import sys
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train-wakeword",
-        help="train a wake-word head for a phrase from synthetic speech (espeak-ng, generated car noise)",
-        description="Train a new wake-word head for PHRASE without any recording: espeak-ng speaks the phrase (as "
+        help="train a wake-word head for a phrase from synthetic speech (espeak-ng, Flite, generated car noise)",
+        description="Train a new wake-word head for PHRASE without any recording: espeak-ng and Flite speak the "
+        "phrase (as "
         "its own segment, so its end is known to the sample), alone and in commands, and negatives derived from "
         "the phrase alone (sound-alikes and parts of it from the CMU Pronouncing Dictionary, common words, "
         "sentences), in quiet and in generated car-cabin noise; the C front end and the shared embedding give "
@@ -25,6 +26,8 @@ def register(subparsers) -> None:
                    help="training utterances (default: 6000; --quick: 160)")
     p.add_argument("--variety", action="store_true",
                    help="add speaker (tempo, vocal-tract length), microphone and room variety to the speech")
+    p.add_argument("--flite-share", type=float, default=None, metavar="F",
+                   help="share of utterances in Flite's voices, 0 for espeak-ng only (default: 0.5)")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON ('-' for stdout)")
     p.set_defaults(func=run)
@@ -44,6 +47,8 @@ def config_from_args(args):
         cfg = TrainConfig(phrase=args.phrase, seed=args.seed, workers=args.workers)
     if args.utterances is not None:
         cfg = dataclasses.replace(cfg, utterances=args.utterances)
+    if args.flite_share is not None:
+        cfg = dataclasses.replace(cfg, flite_share=args.flite_share)
     return dataclasses.replace(cfg, variety=True) if args.variety else cfg
 
 

@@ -78,6 +78,7 @@ def test_quick_head_is_loaded_by_the_engine_and_hears_its_phrase(quick_head) -> 
     manifest = json.loads(quick_head.manifest_path.read_text())
     assert manifest["files"]["hey_car.onnx"]["sha256"] == manifest["sha256"]
     assert manifest["inputs"]["config"]["phrase"] == PHRASE and manifest["training"]["positive_windows"] > 0
+    assert manifest["inputs"]["config"]["flite_share"] == 0.0 and "flite" not in manifest["inputs"]["speech"]
     # Voices the plan can draw, speaking as the plan never does (fixed rate and pitch): fresh speech.
     voices = ("en-us", "en-gb+f3", "en-029+m2", "en-gb-scotland+klatt", "en-us-nyc+f1", "en-gb-x-rp+m5")
     conf = derive(PHRASE)
@@ -121,6 +122,8 @@ def test_unwritable_out_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_bad_settings_are_named() -> None:
     with pytest.raises(ConfigError, match="train.hidden_units"):
         TrainConfig(PHRASE, hidden_units=0)
+    with pytest.raises(ConfigError, match="train.flite_share"):
+        TrainConfig(PHRASE, flite_share=1.5)
     with pytest.raises(ConfigError, match="train.positive_span_s"):
         TrainConfig(PHRASE, positive_span_s=0.0)
 
@@ -175,3 +178,48 @@ def test_variety_keeps_the_end_of_the_phrase_on_the_audio() -> None:
         assert len(y) >= 16000 * end / 12000 - 2  # the end moved by the audio's own tempo factor (a room adds on)
         _, none = vary(x, -1, np.random.default_rng(seed))
         assert none == -1
+
+
+def test_plan_speaks_a_share_of_wake_and_other_utterances_in_flite_voices() -> None:
+    """With ``flite_share`` 0 the plan is what it was before Flite (no voice of it, the same draws); with 0.5
+    about half of the utterances, with the phrase and without it alike, go to Flite's five voices."""
+    from edge_assistant.audio.speech_synth import FLITE_VOICES
+    from edge_assistant.modelbuild.wakeword.confusables import derive
+    from edge_assistant.modelbuild.wakeword.synthetic import plan
+
+    conf = derive(PHRASE)
+    espeak_only = plan(PHRASE, 3, 400, 0, 0x7EA1, conf)
+    assert espeak_only == plan(PHRASE, 3, 400, 0, 0x7EA1, conf, flite_share=0.0)
+    assert not any(u.voice.startswith("flite:") for u in espeak_only)
+    mixed = plan(PHRASE, 3, 4000, 0, 0x7EA1, conf, flite_share=0.5)
+    assert mixed == plan(PHRASE, 3, 4000, 0, 0x7EA1, conf, flite_share=0.5)
+    for group in ([u for u in mixed if u.has_wake], [u for u in mixed if not u.has_wake]):
+        share = sum(u.voice.startswith("flite:") for u in group) / len(group)
+        assert 0.44 < share < 0.56, share  # 1,800+ utterances per group: about 5 standard deviations either way
+    assert {u.voice for u in mixed if u.voice.startswith("flite:")} == {f"flite:{v}" for v in FLITE_VOICES}
+
+
+def test_flite_share_on_the_command_line() -> None:
+    import argparse
+
+    from edge_assistant.cli.models_train_wakeword import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    assert config_from_args(parser.parse_args(["train-wakeword", PHRASE, "--out", "x"])).flite_share == 0.5
+    args = parser.parse_args(["train-wakeword", PHRASE, "--out", "x", "--quick", "--flite-share", "0"])
+    assert config_from_args(args).flite_share == 0.0
+
+
+def test_the_build_record_names_flite_when_it_speaks() -> None:
+    from edge_assistant.audio import speech_synth
+    from edge_assistant.modelbuild.wakeword.confusables import derive
+    from edge_assistant.modelbuild.wakeword.train import build_inputs
+
+    conf = derive(PHRASE)
+    assert "flite" not in build_inputs(TrainConfig(PHRASE, flite_share=0.0), conf)["speech"]
+    if not speech_synth.available("flite"):
+        skip_unless_ci("flite is not installed (make setup installs it)")
+    with_flite = build_inputs(TrainConfig(PHRASE), conf)
+    assert with_flite["recipe_version"] == 4 and with_flite["config"]["flite_share"] == 0.5
+    assert with_flite["speech"]["flite"].startswith("flite-2")

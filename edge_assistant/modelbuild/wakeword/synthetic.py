@@ -5,7 +5,8 @@ windows a head sees (build time only; shared by :mod:`.adapt` and :mod:`.train`)
   sentence (45 %); words that sound like the phrase or a part of it, alone or between common words (30 %);
   runs of common words (15 %); plain sentences (10 %). Sound-alikes and common words come from the phrase
   alone (:mod:`~edge_assistant.modelbuild.wakeword.confusables`), never from an evaluation set. Each in a random
-  espeak-ng voice (8 English accents x 28 variants), 110-200 words/min, pitch 20-80.
+  espeak-ng voice (8 English accents x 28 variants) or, for a share ``flite_share`` of the plan, one of Flite's
+  five voices of real speakers, 110-200 words/min, pitch 20-80.
 - **Rendering** (:func:`place_in_car`): peak level -20 .. -3 dBFS, 0.6-2 s of silence before and 0.5-1.2 s
   after, and a noisy copy with car-cabin noise from the generator (speed 20-160 km/h, HVAC 0-1, EV or
   combustion; noise seeds ``1_000_003 * (seed + 1) + index``, disjoint from the benchmarks' keyed segments)
@@ -63,8 +64,12 @@ class Utterance:
 
 
 def plan(phrase: str, seed: int, count: int, first: int = 0, stream: int = 0xADA,
-         confusables: Confusables | None = None) -> list[Utterance]:
-    """``count`` seeded utterances with indices ``first ..`` from the random stream ``[seed, stream]``."""
+         confusables: Confusables | None = None, flite_share: float = 0.0) -> list[Utterance]:
+    """``count`` seeded utterances with indices ``first ..`` from the random stream ``[seed, stream]``; a share
+    ``flite_share`` of them in Flite's voices (with 0 the stream draws exactly what it drew before Flite)."""
+    from edge_assistant.audio.speech_synth import FLITE_PREFIX, FLITE_VOICES
+
+    flite = [FLITE_PREFIX + name for name in FLITE_VOICES]
     conf = confusables or derive_confusables(phrase)
     near, common = conf.near, conf.common_words
     rng = np.random.default_rng([seed, stream])
@@ -94,7 +99,10 @@ def plan(phrase: str, seed: int, count: int, first: int = 0, stream: int = 0xADA
             text, wake = words(int(rng.integers(1, 11))), False
         else:
             text, wake = SENTENCES[rng.integers(len(SENTENCES))], False
-        voice = ACCENTS[rng.integers(len(ACCENTS))] + VARIANTS[rng.integers(len(VARIANTS))]
+        if flite_share > 0.0 and rng.random() < flite_share:
+            voice = flite[rng.integers(len(flite))]
+        else:
+            voice = ACCENTS[rng.integers(len(ACCENTS))] + VARIANTS[rng.integers(len(VARIANTS))]
         out.append(Utterance(i, text, wake, voice, int(rng.integers(110, 201)), int(rng.integers(20, 81))))
     return out
 
@@ -110,7 +118,7 @@ def speak(u: Utterance, text: str | None = None) -> np.ndarray | str:
         return f"utterance {u.index} ({u.voice!r}, {text!r}): {exc}"
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     if peak <= 0.0:
-        return f"utterance {u.index} ({u.voice!r}, {text!r}): espeak-ng gave silence"
+        return f"utterance {u.index} ({u.voice!r}, {text!r}): the synthesiser gave silence"
     return x / peak
 
 
@@ -170,17 +178,21 @@ class WindowTap:
 def run_plan(
     jobs: Sequence[Any], work: Callable[[Any], dict[str, np.ndarray] | str], init: Callable[..., None],
     initargs: tuple[Any, ...], workers: int, progress: Callable[[int, int], None] | None = None,
+    synthesisers: Sequence[str] = ("espeak-ng",),
 ) -> dict[str, np.ndarray]:
     """``work`` on every job in spawned processes; the rows concatenated in job order (a string = a failure).
 
-    More than a tenth of the jobs failing raises :class:`SpeechSynthError` (espeak-ng broken or missing).
+    A synthesiser in ``synthesisers`` missing from PATH, or more than a tenth of the jobs failing, raises
+    :class:`SpeechSynthError`.
     """
     import multiprocessing as mp
 
     from edge_assistant.audio.speech_synth import SpeechSynthError, available
 
-    if not available():
-        raise SpeechSynthError("espeak-ng not found on PATH: install the Debian package espeak-ng (make does this)")
+    for engine in synthesisers:
+        if not available(engine):
+            raise SpeechSynthError(f"{engine} not found on PATH: install the Debian package {engine} "
+                                   "(make does this)")
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     rows: list[dict[str, np.ndarray]] = []
     failures: list[str] = []
@@ -208,6 +220,18 @@ def espeak_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "not available"
     return out.split(" Data at:")[0].strip()
+
+
+def flite_version() -> str:
+    """``flite --version`` (its voices are built into the binary)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["flite", "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "not available"
+    lines = [line.strip() for line in out.splitlines() if "version:" in line]
+    return lines[0].removeprefix("version:").strip() if lines else out.strip()
 
 
 # -- operating point on held-out synthetic speech ------------------------------------------------------------

@@ -12,7 +12,8 @@ Recipe (everything local and seeded; the parts shared with :mod:`.adapt` live in
 ----------------------------------------------------------------------------------------------------------
 1. **Synthetic speech**: the seeded plan of :func:`.synthetic.plan`: the phrase alone, before a command or
    after a sentence (45 %), sound-alikes and parts of the phrase from the CMU Pronouncing Dictionary alone or
-   between common words (30 %), runs of common words (15 %), sentences (10 %), in random espeak-ng voices.
+   between common words (30 %), runs of common words (15 %), sentences (10 %), in random espeak-ng voices
+   or (a ``flite_share`` of the utterances, half by default) Flite's five voices of real speakers.
    A wake utterance is spoken in up to three segments (what comes before, the phrase, what comes after),
    each trimmed to its voiced samples and joined with 50-300 ms pauses.
 2. **Augmentation**: optionally (``variety``) speaker, microphone and room variety (:func:`vary`: tempo and
@@ -70,6 +71,7 @@ from edge_assistant.modelbuild.wakeword.synthetic import (
     Utterance,
     WindowTap,
     choose_point,
+    flite_version,
     per_utterance_sustained,
     place_in_car,
     plan,
@@ -85,7 +87,8 @@ log = logging.getLogger(__name__)
 #: Bump when the recipe changes in a way that changes the weights.
 #: 2: optional speaker (tempo and vocal-tract length), microphone and room variety (:func:`vary`).
 #: 3: the first layer starts on centred inputs (no dead head for an unlucky seed).
-RECIPE_VERSION = 3
+#: 4: half the utterances in Flite's voices of real speakers (``flite_share``), half in espeak-ng's.
+RECIPE_VERSION = 4
 #: A shipped head whose engine provides the windows (any head of the same window length sees the same).
 CARRIER_HEAD = "alexa"
 STEP_SAMPLES = 1280
@@ -125,6 +128,8 @@ class TrainConfig:
     # Speaker, microphone and room variety (:func:`vary`); off by default: on the real smart_mirror clips it
     # measured 107/369 against 186/369 without it (one seed each, benchmarks/RESULTS.md)
     variety: bool = False
+    # Share of utterances (with and without the phrase alike) spoken by Flite's five voices instead of espeak-ng's
+    flite_share: float = 0.5
     max_false_accept_share: float = 0.005  # of the held-out utterances without the phrase
     workers: int = 0  # processes for synthesis and features; 0 = one per CPU core
     threshold: float | None = None  # None = chosen on held-out synthetic speech
@@ -148,6 +153,7 @@ class TrainConfig:
             "positive_span_s": 0.08 <= self.positive_span_s <= 1.0,
             "ignore_before_s": 0.0 <= self.ignore_before_s <= 1.0,
             "ignore_after_s": 0.0 <= self.ignore_after_s <= 1.0,
+            "flite_share": 0.0 <= self.flite_share <= 1.0,
             "max_false_accept_share": 0.0 <= self.max_false_accept_share < 1.0,
             "workers": self.workers >= 0,
             "threshold": self.threshold is None or 0.0 < self.threshold <= 1.0,
@@ -159,9 +165,11 @@ class TrainConfig:
 
     @classmethod
     def quick(cls, phrase: str, seed: int = 0, workers: int = 0) -> TrainConfig:
-        """A tiny head in about a minute (for tests and a first look; not for a product)."""
+        """A tiny head in about a minute (for tests and a first look; not for a product), espeak-ng voices only:
+        160 utterances are too few to spread over two synthesisers (half in Flite left some seeds' tiny heads
+        unable to reach their own threshold)."""
         return cls(phrase=phrase, seed=seed, workers=workers, utterances=160, validation_utterances=60,
-                   hidden_units=16, hidden_layers=1, students=1, epochs=8, batch_size=64)
+                   hidden_units=16, hidden_layers=1, students=1, epochs=8, batch_size=64, flite_share=0.0)
 
     @property
     def name(self) -> str:
@@ -336,7 +344,13 @@ def build_windows(cfg: TrainConfig, utterances: list[Utterance], confusables: Co
                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Synthesise ``utterances`` and return their labelled windows in plan order."""
     jobs = [(u, cfg, sounds_alike(u, confusables), keep_all) for u in utterances]
-    return run_plan(jobs, _utterance_rows, _worker_init, (cfg.noise_suppression,), cfg.workers, progress)
+    return run_plan(jobs, _utterance_rows, _worker_init, (cfg.noise_suppression,), cfg.workers, progress,
+                    synthesisers=synthesisers(cfg))
+
+
+def synthesisers(cfg: TrainConfig) -> tuple[str, ...]:
+    """The synthesisers the build speaks with (the Debian packages it needs)."""
+    return ("espeak-ng", "flite") if cfg.flite_share > 0.0 else ("espeak-ng",)
 
 
 # -- training -------------------------------------------------------------------------------------------------
@@ -407,7 +421,10 @@ def build_inputs(cfg: TrainConfig, confusables: Confusables) -> dict[str, Any]:
     """Everything the head is built from (recorded in the manifest)."""
     d = asdict(cfg)
     d.pop("workers")  # results do not depend on the number of processes
-    return {"recipe_version": RECIPE_VERSION, "config": d, **recipe_inputs(confusables)}
+    inputs = {"recipe_version": RECIPE_VERSION, "config": d, **recipe_inputs(confusables)}
+    if cfg.flite_share > 0.0:
+        inputs["speech"] = {**inputs["speech"], "flite": flite_version()}
+    return inputs
 
 
 def train_wakeword(cfg: TrainConfig, out_dir: str | Path,
@@ -420,8 +437,9 @@ def train_wakeword(cfg: TrainConfig, out_dir: str | Path,
     name = cfg.name
     onnx_path, json_path, card_path = out / f"{name}.onnx", out / f"{name}.json", out / f"{name}.md"
     t0 = time.monotonic()
-    train_plan = plan(cfg.phrase, cfg.seed, cfg.utterances, 0, 0x7EA1, confusables)
-    val_plan = plan(cfg.phrase, cfg.seed, cfg.validation_utterances, cfg.utterances, 0x7EA2, confusables)
+    train_plan = plan(cfg.phrase, cfg.seed, cfg.utterances, 0, 0x7EA1, confusables, cfg.flite_share)
+    val_plan = plan(cfg.phrase, cfg.seed, cfg.validation_utterances, cfg.utterances, 0x7EA2, confusables,
+                    cfg.flite_share)
     data = build_windows(cfg, train_plan, confusables,
                          progress=(lambda d, n: progress("synthesis", d, n)) if progress else None)
     with single_threaded_blas():
@@ -445,7 +463,8 @@ def train_wakeword(cfg: TrainConfig, out_dir: str | Path,
     })
     manifest = write_head_manifest(json_path, onnx_path, carrier, {
         "name": name,
-        "description": f"{cfg.phrase!r}: a head trained from synthetic speech only (espeak-ng, car noise; "
+        "description": f"{cfg.phrase!r}: a head trained from synthetic speech only ("
+                       f"{' and '.join(synthesisers(cfg))}, car noise; "
                        "edge_assistant.wakeword.train)" + ("; run it with noise suppression on" if cfg.noise_suppression
                                                            else ""),
         "labels": {"0": name},
@@ -474,6 +493,8 @@ def model_card(cfg: TrainConfig, manifest: dict[str, Any], figures: dict[str, An
         f"| {cond} | {pct(f['wake_found'], f['wake_utterances'])} | {pct(f['false_accepts'], f['negative_utterances'])} "
         f"| {pct(f['false_accepts_sound_alike'], f['sound_alike_utterances'])} |"
         for cond, f in ((c, figures[c]) for c in ("quiet", "noisy")))
+    flite = (f"; for {100 * cfg.flite_share:.0f} % of the utterances Flite ({manifest['inputs']['speech']['flite']}), "
+             "voices kal, kal16, awb, rms, slt" if cfg.flite_share > 0.0 else "")
     return f"""# Wake-word head `{manifest['name']}`: "{manifest['phrase']}"
 
 Trained from synthetic speech only by `edge-assistant models train-wakeword` (recipe {RECIPE_VERSION},
@@ -486,7 +507,7 @@ threshold {manifest['threshold']}, patience {manifest['patience_frames']} step(s
 openWakeWord backbone. Licence: {manifest['licence']}; {manifest['licence_note']}.
 
 ## Training set-up
-- Speech: espeak-ng ({manifest['inputs']['speech']['espeak_ng']}), 8 English accents x 28 voice variants,
+- Speech: espeak-ng ({manifest['inputs']['speech']['espeak_ng']}), 8 English accents x 28 voice variants{flite},
   110-200 words/min, pitch 20-80. {st['utterances']['training']} training utterances
   ({st['utterances']['training_with_phrase']} with the phrase), {st['utterances']['held_out']} held out
   ({st['utterances']['held_out_with_phrase']} with the phrase), drawn from different random streams.
@@ -510,7 +531,7 @@ openWakeWord backbone. Licence: {manifest['licence']}; {manifest['licence_note']
 {rows}
 
 The operating point allows at most {figures['allowed_false_accepts']} false accepts of the held-out utterances
-without the phrase in either condition. These figures are on espeak-ng speech: real voices differ, so measure the
+without the phrase in either condition. These figures are on synthetic speech: real voices differ, so measure the
 head on real recordings (`edge-assistant bench wake --model {manifest['name']}.onnx --positives ... --negatives ...`)
 before use.
 
