@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "firmware" / "config"
 DEMO = CONFIG_DIR / "demo.toml"
 KONA = CONFIG_DIR / "kona-ev.toml"
+VM = CONFIG_DIR / "vm.toml"
 EXAMPLES = int(os.environ.get("EDGE_ASSISTANT_FUZZ_EXAMPLES", "300"))
 ENV = {"HOME": "/home/driver"}  # a fixed environment: no test depends on the machine's variables
 
@@ -84,7 +85,18 @@ def test_kona_example_describes_the_real_car() -> None:
     assert cfg.gnss.enabled and cfg.gnss.port.startswith("/dev/serial/by-id/")
 
 
-@pytest.mark.parametrize("path", [DEMO, KONA], ids=lambda p: p.name)
+def test_vm_example_is_the_demo_listening_on_vcan0() -> None:
+    """The QEMU boards' configuration: the demo's, but the car read from the kernel's vcan0, not simulated."""
+    cfg, demo = load_config(VM, environ=ENV), load_config(DEMO, environ=ENV)
+    assert cfg.vehicle.bus == "socketcan:vcan0" and not cfg.demo_car_enabled and not cfg.diagnostics.enabled
+    assert dataclasses.replace(cfg.vehicle, bus=demo.vehicle.bus) == demo.vehicle
+    for section in ("audio", "asr", "endpoint", "speech", "wake"):
+        assert getattr(cfg, section) == getattr(demo, section), section
+    for board in ("qemu-x86_64", "qemu-arm64"):
+        assert (REPO / "firmware" / "image" / "boards" / board / "device.toml").resolve() == VM
+
+
+@pytest.mark.parametrize("path", [DEMO, KONA, VM], ids=lambda p: p.name)
 def test_every_key_in_the_examples_is_commented(path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
@@ -102,7 +114,7 @@ def test_demo_example_mentions_every_key() -> None:
             assert documented, f"demo.toml does not document {section}.{f.name}"
 
 
-@pytest.mark.parametrize("path", [DEMO, KONA], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [DEMO, KONA, VM], ids=lambda p: p.name)
 def test_resolved_toml_loads_back_to_the_same_config(path: Path, tmp_path: Path) -> None:
     cfg = load_config(path, environ=ENV)
     again = load_config(_write(tmp_path, to_toml(cfg), "resolved.toml"), environ=ENV)

@@ -5,7 +5,8 @@ image's real paths and users; a real "Alexa" and a spoken command in car noise, 
 answered by the service with the right intent; the microphone's sound card, removed from the running kernel
 for longer than the watchdog's period, is retried without a restart and captured again when it returns;
 vcan0 comes up from the image's networkd files and a real CAN log replayed onto it is decoded, then reported
-stale once the bus is silent; RAUC refuses a tampered bundle, one for another board and one below the image's
+stale once the bus is silent; the service itself decodes a drive replayed on vcan0 and reports the bus silent
+after it; RAUC refuses a tampered bundle, one for another board and one below the image's
 version floor; a good bundle installs into the other slot, boots, and the health check marks it good; a
 release that never becomes healthy is rolled back by GRUB's boot counter. Each step has its own deadline.
 """
@@ -524,6 +525,62 @@ def test_can_log_on_vcan0_is_decoded_then_reported_stale(vm: Vm, tesla_log: Path
     assert set(values) == want_keys, set(values) ^ want_keys
     assert last["stats"]["decoded"] > 0 and last["stats"]["frames"] > 0, last["stats"]
     assert all(v["age_s"] >= CAN_STALE_S for v in values.values())
+
+
+SERVICE_DRIVE_S = 30  # seconds of the demo EV's drive replayed onto vcan0 for the service
+SERVICE_CAN_SILENT = "CAN bus silent"  # edge_assistant/app/health.py: no frame for CAN_STALE_S (5 s)
+
+
+def test_service_decodes_the_car_on_vcan0_then_reports_it_silent(vm: Vm) -> None:
+    """The service itself reads the car from the kernel's bus: on the QEMU boards the image's device.toml is
+    firmware/config/vm.toml (socketcan:vcan0, the demo EV's DBC and VSS mapping, no simulated car). A drive of
+    the demo EV, made in the VM by `vehicle simulate` and replayed onto vcan0, reaches the service's health
+    report frame for frame, with decoded signals; once the bus is silent the report says so (degraded)."""
+    t0 = time.monotonic()
+    config = json.loads(vm.sh(f"{EA} config check /etc/edge-assistant/device.toml --json", 120).stdout)
+    assert config["ok"] and config["config"]["vehicle"]["bus"] == "socketcan:vcan0", config
+    vm.sh(
+        "timeout 120 sh -c 'until networkctl list --no-legend vcan0 | grep -q configured; do sleep 1; done'",
+        150,
+    )
+    before = health_report(vm)["vehicle"]
+    assert before["bus"] == "socketcan:vcan0" and before["connected"] and not before["demo_car"], before
+    vm.sh(f"{EA} vehicle simulate -o /run/drive.log --duration {SERVICE_DRIVE_S}", 300)
+    frames = int(vm.sh("wc -l < /run/drive.log", 30).stdout)
+    vm.sh(
+        "systemd-run --unit=ea-drive-replay sh -c "
+        f"'exec {EA} can replay /run/drive.log --interface socketcan --channel vcan0 --json - "
+        "> /run/drive-replay.json 2> /run/drive-replay.err'",
+        60,
+    )
+    try:
+        live, waited = wait_health(
+            vm, "the service decodes the drive replayed on vcan0",
+            lambda r: r["vehicle"]["frames"] > before["frames"] and r["vehicle"]["signals"] > 0
+            and SERVICE_CAN_SILENT not in " ".join(r["problems"]),
+            CAN_TIMEOUT_S,
+        )
+        FIGURES["service_can_first_frames_s"] = waited
+        vm.sh(
+            f"timeout {CAN_TIMEOUT_S} sh -c 'while systemctl is-active -q ea-drive-replay; do sleep 1; done'",
+            CAN_TIMEOUT_S + 30,
+        )
+        t_silent = time.monotonic()
+        replay = json.loads(vm.sh("cat /run/drive-replay.json", 30).stdout)
+        assert replay["frames_sent"] == frames, replay
+        silent, waited = wait_health(
+            vm, "the service reports the bus silent",
+            lambda r: any(p.startswith(SERVICE_CAN_SILENT) for p in r["problems"]), 120,
+        )
+        FIGURES["service_can_silent_reported_s"] = time.monotonic() - t_silent
+    finally:
+        vm.sh("systemctl stop ea-drive-replay 2>/dev/null; systemctl reset-failed ea-drive-replay 2>/dev/null; true",
+              60)
+    FIGURES["service_can_step_s"] = time.monotonic() - t0
+    # every frame of the drive reached the service's reader, and the decoded state has the drive's signals
+    assert silent["vehicle"]["frames"] - before["frames"] == frames, (before, silent["vehicle"], frames)
+    assert silent["vehicle"]["signals"] >= live["vehicle"]["signals"] > 0
+    assert silent["status"] in ("degraded", "failing") and silent["vehicle"]["last_frame_age_s"] >= 5.0, silent
 
 
 def test_tampered_bundle_is_refused(vm: Vm) -> None:

@@ -2,8 +2,9 @@
 
 The x86_64 image booted under TCG in its own VM, with only the disk image built (no bundles): systemd reaches
 multi-user with no failed unit and the assistant READY, the units pass `systemd-analyze verify` inside the
-image, the A/B layout and RAUC's view are right, and the real Tesla log replayed onto vcan0 is decoded and then
-reported stale. These are steps 1 and 3 of `make test-system`, run here unchanged; the audio, microphone,
+image, the A/B layout and RAUC's view are right, the real Tesla log replayed onto vcan0 is decoded and then
+reported stale, and the service itself decodes a drive replayed onto vcan0 and then reports the bus silent.
+These are steps 1 and 3 of `make test-system`, run here unchanged; the audio, microphone,
 update and power-cut steps need the bundles and more than CI's time (`make test-system` runs them all).
 """
 
@@ -55,3 +56,7 @@ def test_image_layout_and_rauc_view(vm: Vm, images: Path) -> None:
 
 def test_can_log_on_vcan0_is_decoded_then_reported_stale(vm: Vm, tesla_log: Path) -> None:
     full.test_can_log_on_vcan0_is_decoded_then_reported_stale(vm, tesla_log)
+
+
+def test_service_decodes_the_car_on_vcan0_then_reports_it_silent(vm: Vm) -> None:
+    full.test_service_decodes_the_car_on_vcan0_then_reports_it_silent(vm)

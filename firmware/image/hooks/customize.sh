@@ -65,7 +65,12 @@ install -m 0644 "$FW/audio/asound.conf" "$R/etc/asound.conf"
 say "configuration"
 install -d "$R/etc/edge-assistant" "$R/usr/share/edge-assistant/config"
 install -m 0644 "$FW"/config/*.toml "$R/usr/share/edge-assistant/config/"
-install -m 0644 "$FW/config/demo.toml" "$R/etc/edge-assistant/device.toml"
+# the board's own device configuration where it has one (the QEMU boards: vm.toml, the car on vcan0), else
+# the demo's (the demo car simulated on a virtual bus)
+device_config="$IMG/boards/$EA_BOARD/device.toml"
+[ -f "$device_config" ] || device_config="$FW/config/demo.toml"
+say "device configuration: $(basename "$(readlink -f "$device_config")")"
+install -m 0644 "$device_config" "$R/etc/edge-assistant/device.toml"
 # the image's own code must accept the image's configuration (else the assistant fails at every boot)
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$R" /opt/edge-assistant/current/venv/bin/edge-assistant \
     config check /etc/edge-assistant/device.toml >/dev/null
