@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE_HZ = 16000
 HOP_SAMPLES = 160
 WINDOW_FRAMES = 3000  # 30 s of mel frames: the longest context the model was trained on
+#: What the grammar reported (``Transcript.extra["grammar"]``) when the recogniser's free transcript is itself a
+#: sentence of the grammar, as it stands or read as the matcher reads it: evidence of speech that outweighs
+#: Whisper's no-speech gate, made for 30 s windows and quick to fire on a one-word command in a padded window.
+GRAMMAR_SPEECH_EVIDENCE = frozenset({"free_in_grammar", "free_fits"})
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ class RecognizerConfig:
     repeat_min_count: int = 3
     """Repeats in a row of a 2-4 token pattern that stop decoding (single tokens: 2x; 5+ tokens: 2)."""
     no_speech_threshold: float = 0.6
-    """Probability of the no-speech token above which a low-confidence result is dropped."""
+    """Probability of the no-speech token above which a low-confidence result is dropped (unless, with a
+    grammar, the free transcript is itself a sentence of it: :data:`GRAMMAR_SPEECH_EVIDENCE`)."""
     logprob_threshold: float = -1.0
     """Mean token log-probability under which a likely-no-speech window is dropped."""
     compression_ratio_threshold: float = 2.4
@@ -455,8 +460,16 @@ class WhisperRecognizer:
             t_dec += t3 - t2
             frames_total += n_ctx
             if no_speech > cfg.no_speech_threshold and avg < cfg.logprob_threshold:
-                log.debug("window at %.1f s: no speech (p=%.2f, avg logprob %.2f)", start / 100, no_speech, avg)
-                seg_tokens, reason = [], "no_speech"
+                if extra.get("grammar") in GRAMMAR_SPEECH_EVIDENCE:
+                    # the recogniser's own words are a sentence of the grammar: a short command ("range"),
+                    # whose window is mostly padding, not noise that happened to decode to words
+                    extra["no_speech_overruled"] = True
+                    log.debug("window at %.1f s: no-speech gate (p=%.2f, avg logprob %.2f) overruled: %r is a "
+                              "sentence of the grammar", start / 100, no_speech, avg, extra.get("free_text"))
+                else:
+                    log.debug("window at %.1f s: no speech (p=%.2f, avg logprob %.2f)", start / 100, no_speech,
+                              avg)
+                    seg_tokens, reason = [], "no_speech"
             tokens.extend(seg_tokens)
             reasons.append(reason)
             no_speech_max = max(no_speech_max, no_speech)

@@ -96,3 +96,17 @@ def test_speech_outside_the_grammar_stays_free_text(recognizer, bias, speech_dat
     tr = recognizer.transcribe(audio, grammar=bias)
     assert tr.text == free.text
     assert tr.extra["grammar"] in ("free_no_fit", "free_better")
+
+
+def test_a_free_transcript_in_the_grammar_outweighs_the_no_speech_gate(recognizer, bias) -> None:
+    """With a no-speech gate that fires on every window (any no-speech probability, any log-probability), free
+    text is dropped; with the grammar, a free transcript that is one of its sentences is kept (a short command
+    in a mostly padded window), while free text outside the grammar is still dropped."""
+    gate = WhisperRecognizer(RecognizerConfig(no_speech_threshold=-1.0, logprob_threshold=1.0), files=recognizer.files)
+    command = _speech("how much charge is left")
+    assert recognizer.transcribe(command, grammar=bias).extra["grammar"] == "free_in_grammar"  # the premise
+    assert gate.transcribe(command).text == ""  # the gate alone drops it
+    kept = gate.transcribe(command, grammar=bias)
+    assert kept.extra["no_speech_overruled"] and bias.accepts_text(kept.text) and kept.stop_reason != "no_speech"
+    other = gate.transcribe(_speech("the weather is lovely in the mountains today"), grammar=bias)
+    assert other.text == "" and other.stop_reason == "no_speech" and "no_speech_overruled" not in other.extra
