@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import json
 import logging
 import os
 import threading
@@ -231,17 +232,33 @@ def start_can_load(app: Any, bus: str, can_fps: float) -> tuple[_CanLoad | None,
 
 
 def start_sampler(app: Any, rss: list, stop: threading.Event, every_s: float, progress: Any,
-                  name: str) -> threading.Thread:
-    """A thread appending (wall s, RSS MB, open fds) to ``rss`` every ``every_s`` until ``stop``."""
+                  name: str, log: Path | None = None) -> threading.Thread:
+    """A thread appending (wall s, RSS MB, open fds) to ``rss`` every ``every_s`` until ``stop``.
+
+    ``log``: each sample is also appended to this file as a JSON line with the run's counters so far (audio
+    seconds, wakes, commands, replies, errors), flushed at once: a run cut short still leaves its record."""
 
     def sample() -> None:
         t0 = time.monotonic()
-        while True:
-            rss.append((round(time.monotonic() - t0, 1), round(_rss_mb(), 1), _open_fds()))
-            if progress is not None:
-                progress(app.stats.samples / 16000.0)
-            if stop.wait(every_s):
-                return
+        fh = log.open("a", encoding="utf-8") if log is not None else None
+        try:
+            while True:
+                row = (round(time.monotonic() - t0, 1), round(_rss_mb(), 1), _open_fds())
+                rss.append(row)
+                if fh is not None:
+                    st = app.stats
+                    fh.write(json.dumps({
+                        "wall_s": row[0], "rss_mb": row[1], "fds": row[2], "audio_s": round(st.samples / 16000, 1),
+                        "wakes": st.wakes, "commands": st.commands, "replies": st.replies,
+                        "responder_errors": st.responder_errors, "time": round(time.time(), 1)}) + "\n")
+                    fh.flush()
+                if progress is not None:
+                    progress(app.stats.samples / 16000.0)
+                if stop.wait(every_s):
+                    return
+        finally:
+            if fh is not None:
+                fh.close()
 
     sampler = threading.Thread(target=sample, name=name, daemon=True)
     sampler.start()

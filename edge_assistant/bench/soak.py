@@ -58,6 +58,7 @@ from edge_assistant.bench.device import (
 CAN_ERR_CRTL = 0x004  #: SocketCAN error class: controller problem (error counters)
 CAN_ERR_BUSOFF = 0x040  #: SocketCAN error class: bus off
 FAULTS = ("can_errors", "bus_off", "gnss_garbage", "gnss_disconnect", "mic_silence")
+SAMPLES_LOG = "samples.jsonl"  #: in the work folder: one JSON line per memory sample, written as the run goes
 
 
 @dataclass(frozen=True)
@@ -444,7 +445,8 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
         load, demo_fps = start_can_load(app, bus, cfg.can_fps)
         injector = _FaultInjector(schedule, cfg, app, bus, gnss, mic)
         injector.start()
-        sampler = start_sampler(app, rss, sampler_stop, cfg.sample_every_s, progress, "soak-sampler")
+        sampler = start_sampler(app, rss, sampler_stop, cfg.sample_every_s, progress, "soak-sampler",
+                                log=work_dir / SAMPLES_LOG)
         t_run = time.perf_counter()
         cpu0 = time.process_time()
         stats = app.run(for_s=cfg.seconds)

@@ -24,7 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed of the fault schedule (default: %(default)s)")
     p.add_argument("--sample-every", type=float, default=5.0, metavar="S",
                    help="wall seconds between memory samples (default: %(default)s)")
-    p.add_argument("--work-dir", metavar="DIR", help="keep the run's files here (default: a temporary folder)")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="keep the run's files here, among them samples.jsonl: memory, descriptors and counters "
+                        "per sample, written as the run goes (a run cut short keeps its record); default: a "
+                        "temporary folder")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import skip_unless_ci
 
-from edge_assistant.bench.soak import FAULTS, SoakConfig, run_soak
+from edge_assistant.bench.soak import FAULTS, SAMPLES_LOG, SoakConfig, run_soak
 from edge_assistant.cli import main
 
 
@@ -50,6 +50,11 @@ def test_every_fault_is_counted_and_recovered_and_every_command_answered(tmp_pat
     # the silent microphone is noticed (failing), and nothing else ever fails
     assert f["failing_reports"] >= 1 and f["failing_outside_mic_silence"] == []
     assert r["health_end"]["status"] != "failing"
+    # the record written as the run went: one line per memory sample, counters rising to the run's own
+    rows = [json.loads(line) for line in (tmp_path / "soak" / SAMPLES_LOG).read_text().splitlines()]
+    assert [(row["wall_s"], row["rss_mb"], row["fds"]) for row in rows] == [tuple(s) for s in r["memory"]["samples"]]
+    assert all(a["audio_s"] <= b["audio_s"] and a["replies"] <= b["replies"] for a, b in zip(rows, rows[1:], strict=False))
+    assert rows[-1]["replies"] <= r["replies"] and rows[-1]["audio_s"] <= r["audio_s"]
 
 
 def test_cli_refuses_a_bad_speed(capsys: pytest.CaptureFixture) -> None:
