@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_assistant.core.errors import ConfigError
-from edge_assistant.modelbuild.wakeword.confusables import derive, distance, phonemes
+from edge_assistant.modelbuild.wakeword.confusables import compound, derive, distance, phonemes
 
 
 def test_distance_weights_sound_classes() -> None:
@@ -38,3 +38,14 @@ def test_bad_phrases_are_named() -> None:
         phonemes("hey qzxv")
     with pytest.raises(ConfigError, match="needs at least 3"):
         derive("a")
+
+
+def test_a_compound_of_two_dictionary_words_is_spoken_as_both() -> None:
+    """"snowboy" is not in the dictionary; "snow" + "boy" are. Its parts stay negatives (partial phrases), but
+    never the two words that together are the phrase itself."""
+    assert compound("snowboy") == ("snow", "boy") and phonemes("snowboy") == phonemes("snow boy")
+    assert compound("qzxvqzxv") is None and compound("ab") is None
+    c = derive("snowboy")
+    assert {"snow", "boy"} <= set(c.partials)
+    assert "snow boy" not in c.splits and c.splits
+    assert all(phonemes(text) != c.phonemes for text in c.near)

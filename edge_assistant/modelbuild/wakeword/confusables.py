@@ -93,16 +93,29 @@ def _vocabulary(size: int) -> tuple[str, ...]:
 
 
 def phonemes(text: str) -> tuple[str, ...]:
-    """Stress-free ARPAbet phonemes of ``text`` (every word must be in the dictionary)."""
+    """Stress-free ARPAbet phonemes of ``text``: every word in the dictionary, or a compound of two words that
+    are ("snowboy" = "snow" + "boy")."""
     known = _dictionary()
     out: list[str] = []
     for word in text.lower().replace("-", " ").split():
         w = "".join(c for c in word if c.isalpha())
-        if w not in known:
-            raise ConfigError(f"confusables: {word!r} is not in the CMU Pronouncing Dictionary; spell the phrase "
-                              "with dictionary words")
-        out.extend(known[w])
+        parts = (w,) if w in known else compound(w)
+        if parts is None:
+            raise ConfigError(f"confusables: {word!r} is not in the CMU Pronouncing Dictionary, nor two words of it "
+                              "written together; spell the phrase with dictionary words")
+        for part in parts:
+            out.extend(known[part])
     return tuple(out)
+
+
+def compound(word: str, min_part: int = 3) -> tuple[str, str] | None:
+    """``word`` as two dictionary words of at least ``min_part`` letters each, the longest first part that works
+    ("snowboy" -> ("snow", "boy")); None when there is no such split."""
+    known = _dictionary()
+    for i in range(len(word) - min_part, min_part - 1, -1):
+        if word[:i] in known and word[i:] in known:
+            return word[:i], word[i:]
+    return None
 
 
 def distance(a: Sequence[str], b: Sequence[str]) -> float:
@@ -158,6 +171,7 @@ def derive(phrase: str, vocabulary: int = 30000, per_kind: int = 60, common: int
     splits = []
     for k in range(1, len(target)):
         head, tail = near(target[:k]), near(target[k:])
-        splits.extend(f"{a} {b}" for a in head[:4] for b in tail[:4])
+        # never the phrase itself ("snow boy" of the compound "snowboy")
+        splits.extend(f"{a} {b}" for a in head[:4] for b in tail[:4] if known[a] + known[b] != target)
     return Confusables(phrase, target, neighbours, partial_words, tuple(dict.fromkeys(splits))[:per_kind],
                        _vocabulary(common))
