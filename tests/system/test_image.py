@@ -320,8 +320,9 @@ def test_audio_into_snd_aloop_is_answered_by_the_service(
 ) -> None:
     """A recording played into the loopback card's playback side reaches the service (started by systemd,
     capturing `ea_mic48` = dsnoop on hw:Loopback,0) as its microphone; it wakes on the real "Alexa" and
-    answers the command with the intent and slots the host's grammar gives the words spoken. The reply is
-    read from the journal (the service prints one line per reply: heard text, intent, slots)."""
+    answers the command with the intent and slots the host's grammar gives the words spoken, and speaks the
+    reply (espeak-ng in the image). The reply is read from the journal (the service prints one line per reply:
+    heard text, intent, slots)."""
     from edge_assistant.intents import car_matcher
 
     t_step = time.monotonic()
@@ -386,6 +387,15 @@ def test_audio_into_snd_aloop_is_answered_by_the_service(
     # aplay returns once its last sample is played: the command's last voiced sample went in before that
     FIGURES["audio_command_end_to_reply_journal_s"] = t_reply - (t_played - (duration_s - command_end_s))
     FIGURES["audio_reply_latency_ms"] = float(reply.group(4))
+    # the reply is spoken too ([speech] is on in the image's configuration): espeak-ng from the image
+    deadline = time.monotonic() + AUDIO_REPLY_TIMEOUT_S
+    while True:
+        texts = [text for _, text in assistant_journal(vm, t_play)]
+        said = [t for t in texts if "saying '" in t or 'saying "' in t or "reply not spoken" in t]
+        if said or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert said and "reply not spoken" not in said[0], "the reply was not spoken:\n" + "\n".join(texts)
     FIGURES["audio_step_s"] = time.monotonic() - t_step
     print(f"\n{lost}\n{journal}")
 

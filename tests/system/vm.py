@@ -23,9 +23,14 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 # per guest architecture: QEMU binary and machine, UEFI firmware code and its variable store template.
 # aarch64 (the qemu-arm64 board): the virt machine with AAVMF (Debian's qemu-efi-aarch64); pauth-impdef
-# swaps the architected pointer-authentication algorithm, very slow to emulate, for QEMU's own (TCG only)
+# swaps the architected pointer-authentication algorithm, very slow to emulate, for QEMU's own (TCG only).
+# x86_64: `max` without AVX, AVX2 and FMA. Offered them, onnxruntime's kernels use them, and TCG (QEMU 7.2)
+# emulates them so slowly that the assistant's wake-word and VAD step took up to 2 s per 80 ms of audio: the
+# service heard 0.02 s of audio per second and its capture overran. With SSE4.2 kernels the same image keeps
+# up (0.88 s per s on a host at load 5, no overrun; 2026-12-05, benchmarks/RESULTS.md).
 MACHINES: dict[str, tuple[list[str], Path, Path]] = {
-    "x86_64": (["qemu-system-x86_64", "-machine", "q35", "-cpu", "max"], OVMF_CODE, OVMF_VARS),
+    "x86_64": (["qemu-system-x86_64", "-machine", "q35", "-cpu", "max,avx=off,avx2=off,fma=off,avx512f=off"],
+               OVMF_CODE, OVMF_VARS),
     "aarch64": (
         ["qemu-system-aarch64", "-machine", "virt", "-cpu", "max,pauth-impdef=on"],
         Path("/usr/share/AAVMF/AAVMF_CODE.fd"),
