@@ -37,6 +37,12 @@ def available(engine: str = ESPEAK) -> bool:
     return shutil.which(engine) is not None
 
 
+def require(engine: str = ESPEAK) -> None:
+    """Raise :class:`SpeechSynthError` naming the Debian package when the synthesiser is not on PATH."""
+    if not available(engine):
+        raise SpeechSynthError(f"{engine} not found on PATH: install the Debian package {engine} (make does this)")
+
+
 def _command(text: str, voice: str, words_per_minute: int, pitch: int) -> tuple[str, list[str]]:
     if not voice.startswith(FLITE_PREFIX):
         return ESPEAK, [ESPEAK, "-v", voice, "-s", str(int(words_per_minute)), "-p", str(int(pitch)), "--stdout",
@@ -63,8 +69,7 @@ def synthesize(text: str, voice: str = "en-gb", words_per_minute: int = 150, pit
     from edge_assistant.audio.frontend import resample
 
     engine, cmd = _command(text, voice, words_per_minute, pitch)
-    if not available(engine):
-        raise SpeechSynthError(f"{engine} not found on PATH: install the Debian package {engine} (make does this)")
+    require(engine)
     try:
         proc = subprocess.run(cmd, capture_output=True, check=True, timeout=60)
     except subprocess.CalledProcessError as exc:

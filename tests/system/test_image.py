@@ -464,6 +464,14 @@ def _watch_lines(vm: Vm) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{") and line.endswith("}")]
 
 
+def wait_vcan0_configured(vm: Vm) -> None:
+    """Until networkd reports vcan0 configured (from the image's 81-vcan0.* files), at most 120 s."""
+    vm.sh(
+        "timeout 120 sh -c 'until networkctl list --no-legend vcan0 | grep -q configured; do sleep 1; done'",
+        150,
+    )
+
+
 def test_can_log_on_vcan0_is_decoded_then_reported_stale(vm: Vm, tesla_log: Path) -> None:
     """vcan0 from the image's networkd files; the real Tesla log replayed onto it by the image's
     `edge-assistant can replay`, decoded live by `edge-assistant vehicle watch` on the same bus; once
@@ -480,10 +488,7 @@ def test_can_log_on_vcan0_is_decoded_then_reported_stale(vm: Vm, tesla_log: Path
     want_keys = {row.path for row in decoder.state.snapshot()}
     assert want_keys
 
-    vm.sh(
-        "timeout 120 sh -c 'until networkctl list --no-legend vcan0 | grep -q configured; do sleep 1; done'",
-        150,
-    )
+    wait_vcan0_configured(vm)
     link = json.loads(vm.sh("ip -details -json link show vcan0", 30).stdout)[0]
     assert link["linkinfo"]["info_kind"] == "vcan" and "UP" in link["flags"], link
     assert "81-vcan0.network" in vm.sh("networkctl status vcan0 --no-pager", 60, check=False).stdout
@@ -549,10 +554,7 @@ def test_service_decodes_the_car_on_vcan0_then_reports_it_silent(vm: Vm) -> None
     t0 = time.monotonic()
     config = json.loads(vm.sh(f"{EA} config check /etc/edge-assistant/device.toml --json", 120).stdout)
     assert config["ok"] and config["config"]["vehicle"]["bus"] == "socketcan:vcan0", config
-    vm.sh(
-        "timeout 120 sh -c 'until networkctl list --no-legend vcan0 | grep -q configured; do sleep 1; done'",
-        150,
-    )
+    wait_vcan0_configured(vm)
     before = health_report(vm)["vehicle"]
     assert before["bus"] == "socketcan:vcan0" and before["connected"] and not before["demo_car"], before
     vm.sh(f"{EA} vehicle simulate -o /run/drive.log --duration {SERVICE_DRIVE_S}", 300)

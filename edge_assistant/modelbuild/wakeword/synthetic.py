@@ -187,12 +187,10 @@ def run_plan(
     """
     import multiprocessing as mp
 
-    from edge_assistant.audio.speech_synth import SpeechSynthError, available
+    from edge_assistant.audio.speech_synth import SpeechSynthError, require
 
     for engine in synthesisers:
-        if not available(engine):
-            raise SpeechSynthError(f"{engine} not found on PATH: install the Debian package {engine} "
-                                   "(make does this)")
+        require(engine)
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     rows: list[dict[str, np.ndarray]] = []
     failures: list[str] = []
@@ -211,24 +209,26 @@ def run_plan(
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
-def espeak_version() -> str:
-    """``espeak-ng --version`` (its voices and rules shape every synthetic utterance)."""
+def _version_output(engine: str) -> str | None:
+    """``ENGINE --version``'s output; None when the program cannot be run."""
     import subprocess
 
     try:
-        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, timeout=10).stdout
+        return subprocess.run([engine, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return "not available"
-    return out.split(" Data at:")[0].strip()
+        return None
+
+
+def espeak_version() -> str:
+    """``espeak-ng --version`` (its voices and rules shape every synthetic utterance)."""
+    out = _version_output("espeak-ng")
+    return "not available" if out is None else out.split(" Data at:")[0].strip()
 
 
 def flite_version() -> str:
     """``flite --version`` (its voices are built into the binary)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["flite", "--version"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = _version_output("flite")
+    if out is None:
         return "not available"
     lines = [line.strip() for line in out.splitlines() if "version:" in line]
     return lines[0].removeprefix("version:").strip() if lines else out.strip()

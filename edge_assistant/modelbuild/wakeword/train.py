@@ -350,7 +350,9 @@ def build_windows(cfg: TrainConfig, utterances: list[Utterance], confusables: Co
 
 def synthesisers(cfg: TrainConfig) -> tuple[str, ...]:
     """The synthesisers the build speaks with (the Debian packages it needs)."""
-    return ("espeak-ng", "flite") if cfg.flite_share > 0.0 else ("espeak-ng",)
+    from edge_assistant.audio.speech_synth import ESPEAK, FLITE
+
+    return (ESPEAK, FLITE) if cfg.flite_share > 0.0 else (ESPEAK,)
 
 
 # -- training -------------------------------------------------------------------------------------------------
@@ -493,8 +495,10 @@ def model_card(cfg: TrainConfig, manifest: dict[str, Any], figures: dict[str, An
         f"| {cond} | {pct(f['wake_found'], f['wake_utterances'])} | {pct(f['false_accepts'], f['negative_utterances'])} "
         f"| {pct(f['false_accepts_sound_alike'], f['sound_alike_utterances'])} |"
         for cond, f in ((c, figures[c]) for c in ("quiet", "noisy")))
+    from edge_assistant.audio.speech_synth import FLITE_VOICES
+
     flite = (f"; for {100 * cfg.flite_share:.0f} % of the utterances Flite ({manifest['inputs']['speech']['flite']}), "
-             "voices kal, kal16, awb, rms, slt" if cfg.flite_share > 0.0 else "")
+             f"voices {', '.join(FLITE_VOICES)}" if cfg.flite_share > 0.0 else "")
     return f"""# Wake-word head `{manifest['name']}`: "{manifest['phrase']}"
 
 Trained from synthetic speech only by `edge-assistant models train-wakeword` (recipe {RECIPE_VERSION},
