@@ -10,9 +10,9 @@ NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native
 # systemd-analyze; espeak-ng speaks the demo's and the pipeline tests' commands, flite adds voices of real speakers
 # to the synthetic speech wake-word heads are trained on; libasound2-dev lets pip
 # build pyalsaaudio, the in-process microphone capture).
-APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng flite mosquitto libasound2-dev
+APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng flite mosquitto libasound2-dev device-tree-compiler
 
-.PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system test-system-smoke image-deps image-arm64 test-system-arm64
+.PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system test-system-smoke image-deps image-arm64 test-system-arm64 image-rpi test-image-rpi
 
 help:
 	@echo "make demo          set up and run the assistant's main job on its embedded default"
@@ -25,6 +25,8 @@ help:
 	@echo "make test-system   boot the image under QEMU (TCG, OVMF) and check it from outside"
 	@echo "make test-system-smoke  CI's subset: the image only, one boot: units, layout, CAN (run by .ci/run)"
 	@echo "make image-arm64   the qemu-arm64 board's image in $(IMAGE_DIR_ARM64) (IMAGE_BOARD=qemu-arm64)"
+	@echo "make image-rpi     the Raspberry Pi 4 image in $(IMAGE_DIR_RPI) (RPI_CAN_CHIP=... for the CAN HAT)"
+	@echo "make test-image-rpi  check the built Pi image's partitions, boot slots, device trees and RAUC setup"
 	@echo "make test-system-arm64  boot it under qemu-system-aarch64 -M virt (TCG, AAVMF): READY, CAN replay"
 
 setup: $(STAMP)
@@ -77,12 +79,12 @@ clean:
 IMAGE_DIR ?= $(abspath ../build-image)
 IMAGE_BOARD ?= qemu-x86_64
 IMAGE_APT := mmdebstrap qemu-system-x86 qemu-utils ovmf rauc grub-efi-amd64-bin grub-common dosfstools e2fsprogs \
-	squashfs-tools fdisk mtools openssl arch-test
+	squashfs-tools fdisk mtools openssl arch-test device-tree-compiler
 
 # an arm64 board built on another architecture: Debian's qemu-user-static runs the arm64 root's programs
 # (dpkg's maintainer scripts, gcc for the C extensions) through binfmt_misc; qemu-system-arm and AAVMF boot it
 IMAGE_APT_ARM64 := qemu-user-static binfmt-support qemu-system-arm qemu-efi-aarch64
-IMAGE_ARCH_OF_BOARD = $(if $(filter qemu-arm64,$(IMAGE_BOARD)),arm64,amd64)
+IMAGE_ARCH_OF_BOARD = $(if $(filter qemu-arm64 rpi,$(IMAGE_BOARD)),arm64,amd64)
 
 image-deps:
 	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(IMAGE_APT)"
@@ -121,3 +123,18 @@ test-system-arm64: setup
 	@[ -f $(IMAGE_DIR_ARM64)/disk.img ] || $(MAKE) --no-print-directory image-arm64
 	EDGE_ASSISTANT_SYSTEM_TESTS=1 EDGE_ASSISTANT_SYSTEM_TESTS_ARM64=1 EDGE_ASSISTANT_IMAGE_DIR=$(IMAGE_DIR_ARM64) \
 	  $(BIN)/python -m pytest -v tests/system/test_image_arm64.py
+
+# Raspberry Pi 4 (boards/rpi), not in CI (arm64 build under qemu-user, TCG aarch64): its files checked, and its
+# A/B update through tryboot run in qemu-system-aarch64 -M virt, the test playing the Pi firmware's part
+IMAGE_DIR_RPI ?= $(abspath ../build-image-rpi)
+
+image-rpi:
+	@$(MAKE) --no-print-directory image IMAGE_BOARD=rpi IMAGE_DIR=$(IMAGE_DIR_RPI)
+
+test-image-rpi: setup
+	@$(MAKE) --no-print-directory image-deps IMAGE_BOARD=rpi
+	@[ -f $(IMAGE_DIR_RPI)/disk.img ] || $(MAKE) --no-print-directory image-rpi
+	@[ -f $(IMAGE_DIR_RPI)/bundle-good.raucb ] && [ $(IMAGE_DIR_RPI)/bundle-good.raucb -nt $(IMAGE_DIR_RPI)/rootfs.ext4 ] \
+	  || firmware/image/build-bundle.sh $(IMAGE_DIR_RPI)
+	EDGE_ASSISTANT_SYSTEM_TESTS=1 EDGE_ASSISTANT_SYSTEM_TESTS_RPI=1 EDGE_ASSISTANT_IMAGE_DIR=$(IMAGE_DIR_RPI) \
+	  $(BIN)/python -m pytest -v tests/system/test_image_rpi.py

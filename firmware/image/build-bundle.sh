@@ -1,7 +1,8 @@
 #!/bin/bash
 # build-bundle.sh OUTDIR: signed RAUC bundles (format verity) of the slot image that build-image.sh made.
 #
-#   OUTDIR/bundle-good.raucb    rootfs.ext4 of the image, version VERSION (+ BUNDLE_SUFFIX)
+#   OUTDIR/bundle-good.raucb    rootfs.ext4 of the image, version VERSION (+ BUNDLE_SUFFIX); the rpi board's
+#                               bundles also carry boot.vfat for the boot slot of the same group
 # With TEST_BUNDLES=1 (make test-system) also what the system tests need to see refused or rolled back:
 #   OUTDIR/bundle-tampered.raucb     bundle-good with one byte of the payload changed
 #   OUTDIR/bundle-other-board.raucb  a correctly signed bundle for another board's `compatible`
@@ -23,10 +24,16 @@ T0=$(date +%s)
 step() { printf '== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 
 bundle() {  # bundle NAME COMPATIBLE VERSION EXT4 [HOOK: run as the rootfs image's slot-post-install]
-    local dir="$OUT/bundle-$1.d" hooks="" image_hooks=""
+    local dir="$OUT/bundle-$1.d" hooks="" image_hooks="" boot_image=""
     rm -rf "$dir" "$OUT/bundle-$1.raucb"
     mkdir -p "$dir"
     ln "$4" "$dir/rootfs.ext4" 2>/dev/null || cp "$4" "$dir/rootfs.ext4"
+    if [ "$BOARD" = rpi ]; then
+        # RAUC writes it raw to boot.N (the child of the rootfs slot it installs to); the post-install
+        # handler then renders that slot's config.txt, cmdline.txt and CAN HAT (rpi-post-install.sh)
+        ln "$OUT/boot.vfat" "$dir/boot.vfat" 2>/dev/null || cp "$OUT/boot.vfat" "$dir/boot.vfat"
+        boot_image=$'\n[image.boot]\nfilename=boot.vfat\n'
+    fi
     if [ -n "${5:-}" ]; then
         install -m 0755 "$5" "$dir/hook.sh"
         hooks=$'\n[hooks]\nfilename=hook.sh\n'
@@ -43,6 +50,7 @@ format=verity
 $hooks
 [image.rootfs]
 filename=rootfs.ext4$image_hooks
+$boot_image
 MANIFEST
     # zstd: several times faster to build than the default gzip at a similar size; the kernel mounts it
     rauc bundle --cert="$CERT" --key="$KEY" --keyring="$KEYRING" \

@@ -2,11 +2,14 @@
 # build-image.sh OUTDIR: the edge-assistant disk image for a board, from Debian packages (mmdebstrap).
 #
 #   OUTDIR/disk.img        GPT: efi (GRUB, grubenv) | rootfs-a | rootfs-b | data   (flash this)
+#                          rpi: autoboot | boot-a | boot-b | rootfs-a | rootfs-b | data
 #   OUTDIR/rootfs.ext4     the slot image (what a RAUC bundle carries)
+#   OUTDIR/boot.vfat       rpi: the boot slot image (firmware, kernel, initrd, device trees; a bundle carries
+#                          it beside rootfs.ext4, RAUC's post-install handler makes it the slot's)
 #   OUTDIR/keys/           development CA + signing key, made on first use (outside the repository)
 #   OUTDIR/cache/debs      downloaded .debs, reused by the next build
-# Environment: BOARD (qemu-x86_64 or qemu-arm64), VERSION (default: from pyproject + git), MODELS (model cache),
-# IMAGE_SOURCE (worktree or HEAD: which application source), MIRROR (Debian mirror), SLOT_MB / DATA_MB / EFI_MB (partition sizes), RAUC_KEYRING (CA certificate
+# Environment: BOARD (qemu-x86_64, qemu-arm64 or rpi), VERSION (default: from pyproject + git), MODELS (model cache),
+# IMAGE_SOURCE (worktree or HEAD: which application source), MIRROR (Debian mirror), SLOT_MB / DATA_MB / EFI_MB / BOOT_MB (partition sizes), RAUC_KEYRING (CA certificate
 # the device trusts; default the dev CA), PYTHON (host Python 3.11 that builds the wheels).
 set -euo pipefail
 
@@ -19,13 +22,17 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 MODELS=${MODELS:-${EDGE_ASSISTANT_MODELS:-$HOME/.cache/edge-assistant/models}}
 EFI_MB=${EFI_MB:-64}
+BOOT_MB=${BOOT_MB:-192}
 SLOT_MB=${SLOT_MB:-2048}
 DATA_MB=${DATA_MB:-1536}
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+COMPONENTS=main
 case "$BOARD" in
     qemu-x86_64) ARCH=amd64 ;;
     qemu-arm64) ARCH=arm64 ;;
-    *) echo "build-image: BOARD=$BOARD: only qemu-x86_64 and qemu-arm64 are built so far (see firmware/README.md)" >&2; exit 2 ;;
+    # raspi-firmware (the Pi's boot firmware) is in Debian's non-free-firmware component
+    rpi) ARCH=arm64; COMPONENTS="main non-free-firmware" ;;
+    *) echo "build-image: BOARD=$BOARD: expected qemu-x86_64, qemu-arm64 or rpi (see firmware/README.md)" >&2; exit 2 ;;
 esac
 COMPATIBLE=edge-assistant-$BOARD
 mkdir -p "$OUT"
@@ -146,7 +153,13 @@ mmdebstrap --mode=root --variant=apt --architectures="$ARCH" --include="$pkgs" \
     --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
     --skip=essential/unlink \
     "$SUITE" "$OUT/rootfs" \
-    "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY_MIRROR $SUITE-security main"
+    "deb $MIRROR $SUITE $COMPONENTS" "deb $MIRROR $SUITE-updates $COMPONENTS" "deb $SECURITY_MIRROR $SUITE-security $COMPONENTS"
+
+if [ "$BOARD" = rpi ]; then
+    # raspi-firmware's kernel hook copied kernel, initrd, device trees and firmware into the root's
+    # /boot/firmware: the boot slot is made from the packages' own files below, so the copy goes (76 MB)
+    rm -rf "${OUT:?}/rootfs/boot/firmware" && mkdir "$OUT/rootfs/boot/firmware"
+fi
 
 step "slot image rootfs.ext4"
 used_mb=$(( $(du -sxm "$OUT/rootfs" | cut -f1) ))
@@ -160,27 +173,64 @@ mkfs.ext4 -q -L rootfs -O ^orphan_file,^metadata_csum_seed -E root_owner=0:0 \
     -d "$OUT/rootfs" "$OUT/rootfs.ext4" "${fs_mb}M"
 echo "rootfs: $used_mb MiB used, slot image $fs_mb MiB (slot $SLOT_MB MiB)"
 
-step "EFI system partition: GRUB with the A/B boot counter"
-MODS="part_gpt fat ext2 normal linux configfile loadenv test echo regexp serial terminal efi_gop gzio"
-if [ "$ARCH" = arm64 ]; then
-    # Debian builds grub-efi-arm64-bin for arm64 only: its modules come from the board's root filesystem
-    # (the board lists the package). The serial console of QEMU's virt machine is the PL011, ttyAMA0.
-    EFI_BIN=BOOTAA64.EFI
-    grub-mkimage -O arm64-efi -d "$OUT/rootfs/usr/lib/grub/arm64-efi" -p /EFI/BOOT -o "$OUT/$EFI_BIN" $MODS
-    grub-editenv "$OUT/grubenv" create
-    grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
-    sed -e "s|@CMDLINE@|quiet|" -e "s|console=ttyS0,|console=ttyAMA0,|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+boot_slot_image() {  # boot_slot_image DIR IMAGE LABEL: a FAT boot partition image of the files in DIR
+    rm -f "$2"
+    mkfs.vfat -C -n "$3" -F 32 "$2" $((BOOT_MB * 1024)) >/dev/null
+    mcopy -s -i "$2" "$1"/* ::/
+}
+if [ "$BOARD" = rpi ]; then
+    step "boot partitions: the Pi's firmware, Debian's kernel and device trees, tryboot A/B"
+    # from the packages' own files (not raspi-firmware's hook): exactly one kernel, its initrd, the
+    # Pi 3/4 device trees of that kernel, the firmware blobs
+    kernels=("$OUT"/rootfs/boot/vmlinuz-*)
+    [ ${#kernels[@]} = 1 ] && [ -f "${kernels[0]}" ] \
+        || { echo "build-image: rpi: expected one kernel in the root's /boot, found: ${kernels[*]}" >&2; exit 1; }
+    kver=${kernels[0]##*/vmlinuz-}
+    rm -rf "$OUT/boot" && mkdir -p "$OUT/boot"
+    cp "$OUT/rootfs/boot/vmlinuz-$kver" "$OUT/boot/vmlinuz"
+    cp "$OUT/rootfs/boot/initrd.img-$kver" "$OUT/boot/initrd.img"
+    cp "$OUT/rootfs/usr/lib/linux-image-$kver"/broadcom/bcm2711-rpi-*.dtb \
+       "$OUT/rootfs/usr/lib/linux-image-$kver"/broadcom/bcm2837-rpi-*.dtb "$OUT/boot/"
+    cp "$OUT"/rootfs/usr/lib/raspi-firmware/* "$OUT/boot/"
+    [ -f "$OUT/boot/start4.elf" ] && [ -f "$OUT/boot/bcm2711-rpi-4-b.dtb" ] \
+        || { echo "build-image: rpi: no start4.elf or bcm2711-rpi-4-b.dtb (raspi-firmware, linux-image-arm64)" >&2; exit 1; }
+    echo "kernel $kver; $(ls "$OUT"/boot/*.dtb | wc -l) device trees; $(du -sm "$OUT/boot" | cut -f1) MiB"
+    # the bundle's boot.vfat: the same for either slot (RAUC's post-install handler renders it on the device)
+    boot_slot_image "$OUT/boot" "$OUT/boot.vfat" BOOT
+    # the first image's boot-a: rendered for slot A with the build's CAN HAT (can.env, RPI_CAN_* of the
+    # environment); boot-b stays empty, as rootfs-b does, until the first update writes both
+    rm -rf "$OUT/boot-a" && cp -a "$OUT/boot" "$OUT/boot-a"
+    "$HERE/boards/rpi/render-config.sh" A "$OUT/boot-a"
+    sed -n 's/^# CAN HAT/CAN HAT/p' "$OUT/boot-a/config.txt"
+    boot_slot_image "$OUT/boot-a" "$OUT/boot-a.vfat" BOOT-A
+    rm -rf "$OUT/boot-a"
+    rm -f "$OUT/autoboot.vfat"
+    mkfs.vfat -C -n AUTOBOOT -F 16 "$OUT/autoboot.vfat" $((16 * 1024)) >/dev/null
+    mcopy -i "$OUT/autoboot.vfat" "$HERE/boards/rpi/autoboot.txt" ::/autoboot.txt
 else
-    EFI_BIN=BOOTX64.EFI
-    grub-mkimage -O x86_64-efi -p /EFI/BOOT -o "$OUT/BOOTX64.EFI" $MODS
-    grub-editenv "$OUT/grubenv" create
-    grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
-    sed "s|@CMDLINE@|quiet|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+    step "EFI system partition: GRUB with the A/B boot counter"
+    MODS="part_gpt fat ext2 normal linux configfile loadenv test echo regexp serial terminal efi_gop gzio"
+    if [ "$ARCH" = arm64 ]; then
+        # Debian builds grub-efi-arm64-bin for arm64 only: its modules come from the board's root filesystem
+        # (the board lists the package). The serial console of QEMU's virt machine is the PL011, ttyAMA0.
+        EFI_BIN=BOOTAA64.EFI
+        grub-mkimage -O arm64-efi -d "$OUT/rootfs/usr/lib/grub/arm64-efi" -p /EFI/BOOT -o "$OUT/$EFI_BIN" $MODS
+        grub-editenv "$OUT/grubenv" create
+        grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
+        sed -e "s|@CMDLINE@|quiet|" -e "s|console=ttyS0,|console=ttyAMA0,|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+    else
+        EFI_BIN=BOOTX64.EFI
+        grub-mkimage -O x86_64-efi -p /EFI/BOOT -o "$OUT/BOOTX64.EFI" $MODS
+        grub-editenv "$OUT/grubenv" create
+        grub-editenv "$OUT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
+        sed "s|@CMDLINE@|quiet|" "$HERE/grub.cfg" > "$OUT/grub.cfg"
+    fi
+    rm -f "$OUT/efi.vfat"
+    mkfs.vfat -C -n EFI -F 32 "$OUT/efi.vfat" $((EFI_MB * 1024)) >/dev/null
+    mmd -i "$OUT/efi.vfat" ::/EFI ::/EFI/BOOT
+    mcopy -i "$OUT/efi.vfat" "$OUT/$EFI_BIN" "$OUT/grub.cfg" "$OUT/grubenv" ::/EFI/BOOT/
+
 fi
-rm -f "$OUT/efi.vfat"
-mkfs.vfat -C -n EFI -F 32 "$OUT/efi.vfat" $((EFI_MB * 1024)) >/dev/null
-mmd -i "$OUT/efi.vfat" ::/EFI ::/EFI/BOOT
-mcopy -i "$OUT/efi.vfat" "$OUT/$EFI_BIN" "$OUT/grub.cfg" "$OUT/grubenv" ::/EFI/BOOT/
 
 step "data partition: state, model cache, uplink queue, RAUC status"
 uid=$(awk -F: '$1=="edge-assistant"{print $3}' "$OUT/rootfs/etc/passwd")
@@ -191,23 +241,37 @@ chmod 0750 "$OUT/data/edge-assistant/state" "$OUT/data/edge-assistant/cache"
 rm -f "$OUT/data.ext4"
 mkfs.ext4 -q -L data -O ^orphan_file,^metadata_csum_seed -E root_owner=0:0 -d "$OUT/data" "$OUT/data.ext4" "${DATA_MB}M"
 
-step "disk image: GPT efi | rootfs-a | rootfs-b | data"
-total_mb=$(( 1 + EFI_MB + 2 * SLOT_MB + DATA_MB + 1 ))
+if [ "$BOARD" = rpi ]; then
+    step "disk image: GPT autoboot | boot-a | boot-b | rootfs-a | rootfs-b | data"
+    total_mb=$(( 1 + 16 + 2 * BOOT_MB + 2 * SLOT_MB + DATA_MB + 1 ))
+    layout=$HERE/boards/rpi/layout.sfdisk
+else
+    step "disk image: GPT efi | rootfs-a | rootfs-b | data"
+    total_mb=$(( 1 + EFI_MB + 2 * SLOT_MB + DATA_MB + 1 ))
+    layout=$HERE/layout.sfdisk
+fi
 rm -f "$OUT/disk.img"
 truncate -s "${total_mb}M" "$OUT/disk.img"
 ROOT_TYPE=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709  # GPT type "Linux root (x86-64)", as in layout.sfdisk
 [ "$ARCH" = arm64 ] && ROOT_TYPE=B921B045-1DF0-41C3-AF44-4C6F280D3FAE  # "Linux root (ARM-64)"
-sed -e "s/@EFI_MB@/$EFI_MB/" -e "s/@SLOT_MB@/$SLOT_MB/g" -e "s/@DATA_MB@/$DATA_MB/" \
-    -e "s/4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/$ROOT_TYPE/" "$HERE/layout.sfdisk" \
+sed -e "s/@EFI_MB@/$EFI_MB/" -e "s/@SLOT_MB@/$SLOT_MB/g" -e "s/@DATA_MB@/$DATA_MB/" -e "s/@BOOT_MB@/$BOOT_MB/g" \
+    -e "s/4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/$ROOT_TYPE/" "$layout" \
     | sfdisk -q "$OUT/disk.img"
 put() {  # put PARTNUMBER FILE: write a filesystem image at the partition's start
     local start
     start=$(sfdisk -J "$OUT/disk.img" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['start'])")
     dd if="$2" of="$OUT/disk.img" bs=1M oflag=seek_bytes seek=$((start * 512)) conv=notrunc,sparse status=none
 }
-put 1 "$OUT/efi.vfat"
-put 2 "$OUT/rootfs.ext4"
-put 4 "$OUT/data.ext4"
+if [ "$BOARD" = rpi ]; then
+    put 1 "$OUT/autoboot.vfat"
+    put 2 "$OUT/boot-a.vfat"
+    put 4 "$OUT/rootfs.ext4"
+    put 6 "$OUT/data.ext4"
+else
+    put 1 "$OUT/efi.vfat"
+    put 2 "$OUT/rootfs.ext4"
+    put 4 "$OUT/data.ext4"
+fi
 sfdisk -l "$OUT/disk.img"
 cat > "$OUT/image.env" <<ENV
 BOARD=$BOARD

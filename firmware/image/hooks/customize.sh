@@ -83,8 +83,32 @@ if [ -f "$IMG/boards/$EA_BOARD/default.append" ]; then
 fi
 
 say "RAUC ($EA_COMPATIBLE) and mounts"
-install -d "$R/etc/rauc" "$R/boot/efi" "$R/data"
-sed "s/@COMPATIBLE@/$EA_COMPATIBLE/" "$IMG/system.conf.in" > "$R/etc/rauc/system.conf"
+# the board's own RAUC configuration and fstab where it has them (rpi: tryboot, not GRUB), else the image's
+board_file() { if [ -f "$IMG/boards/$EA_BOARD/$1" ]; then echo "$IMG/boards/$EA_BOARD/$1"; else echo "$IMG/$1"; fi; }
+install -d "$R/etc/rauc" "$R/data"
+if [ "$EA_BOARD" = rpi ]; then
+    install -d "$R/boot/autoboot" "$R/usr/lib/edge-assistant/rpi"
+    # RAUC's custom bootloader backend and post-install handler, the boot slot renderer they use, its
+    # template and the build's CAN HAT values (the device's own go to /etc/edge-assistant/rpi-can.env)
+    for f in rauc-tryboot.sh rpi-post-install.sh render-config.sh; do
+        install -m 0755 "$IMG/boards/rpi/$f" "$R/usr/lib/edge-assistant/rpi/$f"
+    done
+    install -m 0644 "$IMG/boards/rpi/config.txt.in" "$R/usr/lib/edge-assistant/rpi/config.txt.in"
+    env_file=$IMG/boards/rpi/can.env
+    # the build's environment wins over the file, as in render-config.sh (the image's boot-a has the same)
+    chip=${RPI_CAN_CHIP:-}; osc=${RPI_CAN_OSCILLATOR:-}; irq=${RPI_CAN_INTERRUPT:-}; spi=${RPI_CAN_SPI_HZ:-}
+    . "$env_file"
+    {
+        sed -n '/^#/p' "$env_file"
+        echo "RPI_CAN_CHIP=${chip:-$RPI_CAN_CHIP}"
+        echo "RPI_CAN_OSCILLATOR=${osc:-$RPI_CAN_OSCILLATOR}"
+        echo "RPI_CAN_INTERRUPT=${irq:-$RPI_CAN_INTERRUPT}"
+        echo "RPI_CAN_SPI_HZ=${spi:-$RPI_CAN_SPI_HZ}"
+    } > "$R/usr/lib/edge-assistant/rpi/can.env"
+else
+    install -d "$R/boot/efi"
+fi
+sed "s/@COMPATIBLE@/$EA_COMPATIBLE/" "$(board_file system.conf.in)" > "$R/etc/rauc/system.conf"
 # the pre-install handler named in system.conf, the version floor it enforces and the script that
 # mark-good runs to raise the device's stored floor; a release below its own floor could never be
 # installed from a bundle, so that fails the build here
@@ -95,7 +119,7 @@ install -m 0644 "$IMG/version-floor" "$R/usr/lib/edge-assistant/version-floor"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin RAUC_MF_VERSION="$EA_VERSION" EA_STORED_FLOOR_FILE= \
     EA_VERSION_FLOOR_FILE="$R/usr/lib/edge-assistant/version-floor" "$R/usr/lib/edge-assistant/rauc-pre-install.sh"
 install -m 0644 "$EA_KEYRING" "$R/etc/rauc/keyring.pem"
-install -m 0644 "$IMG/fstab" "$R/etc/fstab"
+install -m 0644 "$(board_file fstab)" "$R/etc/fstab"
 install -d "$R/var/lib/edge-assistant" "$R/var/cache/edge-assistant"
 echo "edge-assistant" > "$R/etc/hostname"
 cat > "$R/etc/os-release.d-edge-assistant" <<REL
