@@ -39,6 +39,17 @@ MACHINES: dict[str, tuple[list[str], Path, Path]] = {
 }
 
 
+@dataclass(frozen=True)
+class KernelBoot:
+    """A boot without UEFI firmware: QEMU loads the kernel, initrd and device tree itself (the Raspberry Pi
+    image's boot slots under -M virt, the test playing the Pi firmware's part)."""
+
+    kernel: Path
+    initrd: Path
+    append: str
+    dtb: Path | None = None
+
+
 class VmError(AssertionError):
     """A step in the VM failed or ran past its deadline."""
 
@@ -126,44 +137,57 @@ class Vm:
         shares: dict[str, Path] | None = None,
         cache: str = "unsafe",
         arch: str = "x86_64",
+        overlay: bool = True,
     ) -> None:
         """``cache`` is QEMU's host cache mode of the disk. "unsafe" (the default, fastest) ignores the
         guest's flushes: qcow2 metadata and data the guest believes durable may still sit in QEMU's memory,
         so `kill` then loses more than a power cut would. A test that cuts the power passes "writeback":
         the host cache acts as the disk's volatile write cache, and a guest flush makes what came before it
-        durable, as on real storage."""
+        durable, as on real storage. ``overlay=False`` boots ``image`` itself (raw; the caller's copy), so
+        that the host can read what the guest wrote between boots."""
         self.workdir = workdir
         self.cache = cache
         self.arch = arch  # a key of MACHINES
         workdir.mkdir(parents=True, exist_ok=True)
-        self.disk = workdir / "disk.qcow2"
+        self.disk = workdir / "disk.qcow2" if overlay else image
         self.vars = workdir / "OVMF_VARS.fd"
         self.console = workdir / "console.log"
         self.qga_path = workdir / "qga.sock"
         self.qmp_path = workdir / "qmp.sock"
         self.memory_mb = memory_mb
         self.shares = dict(shares or {})  # 9p mount tag -> host directory, read-only in the guest
-        subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
-            check=True,
-        )
+        self.disk_format = "qcow2" if overlay else "raw"
+        if overlay:
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
+                check=True,
+            )
         shutil.copyfile(MACHINES[arch][2], self.vars)
         self.proc: subprocess.Popen[bytes] | None = None
         self.agent = GuestAgent(self.qga_path)
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> float:
-        """Power on; returns the monotonic start time."""
+    def machine_args(self) -> list[str]:
+        """QEMU's machine, CPU, memory and processors: what the generated device tree depends on."""
+        return [*MACHINES[self.arch][0], "-accel", "tcg", "-smp", "2", "-m", str(self.memory_mb)]
+
+    def start(self, kernel_boot: KernelBoot | None = None) -> float:
+        """Power on (through UEFI, or straight into ``kernel_boot``); returns the monotonic start time."""
         for p in (self.qga_path, self.qmp_path):
             p.unlink(missing_ok=True)
-        machine, code, _ = MACHINES[self.arch]
+        code = MACHINES[self.arch][1]
+        if kernel_boot is None:
+            boot = ["-drive", f"if=pflash,format=raw,readonly=on,file={code}",
+                    "-drive", f"if=pflash,format=raw,file={self.vars}"]
+        else:
+            boot = ["-kernel", str(kernel_boot.kernel), "-initrd", str(kernel_boot.initrd),
+                    "-append", kernel_boot.append]
+            if kernel_boot.dtb is not None:
+                boot += ["-dtb", str(kernel_boot.dtb)]
         cmd = [
-            *machine, "-accel", "tcg",
-            "-smp", "2", "-m", str(self.memory_mb), "-display", "none", "-nic", "none",
-            "-drive", f"if=pflash,format=raw,readonly=on,file={code}",
-            "-drive", f"if=pflash,format=raw,file={self.vars}",
-            "-drive", f"file={self.disk},if=virtio,format=qcow2,cache={self.cache}",
-            "-chardev", f"file,id=ser0,path={self.console}",
+            *self.machine_args(), "-display", "none", "-nic", "none", *boot,
+            "-drive", f"file={self.disk},if=virtio,format={self.disk_format},cache={self.cache}",
+            "-chardev", f"file,id=ser0,path={self.console},append=on",
             "-serial", "chardev:ser0",
             "-chardev", f"socket,id=qga0,path={self.qga_path},server=on,wait=off",
             "-device", "virtio-serial",
