@@ -29,6 +29,8 @@ import logging
 import os
 import threading
 import time
+from array import array
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -274,15 +276,9 @@ def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = Non
     fifo = fifo_microphone(work_dir)
     bus = f"virtual:bench-device-{os.getpid()}-{next(_channels)}"
     config = bench_config(work_dir, bus)
-    events: list[dict] = []
-    lock = threading.Lock()
-
-    def emit(ev: dict) -> None:
-        with lock:
-            events.append(ev)
-
+    events = EventRecord(keep_heard=2 * len(cfg.commands))
     rss: list[tuple[float, float, int]] = []
-    app = App(config, emit=emit, environ={"RUNTIME_DIRECTORY": str(work_dir / "run")})
+    app = App(config, emit=events, environ={"RUNTIME_DIRECTORY": str(work_dir / "run")})
     t_load = time.perf_counter()
     mic = None
     load = None
@@ -316,19 +312,49 @@ def run_device_bench(cfg: DeviceBenchConfig, work_dir: Path, progress: Any = Non
     return _summary(cfg, scene, events, stats, health, rss, wall, cpu, load_s, load, demo_fps)
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    return None if not values else round(float(np.percentile(values, q)), 1)
+def _pct(values: Any, q: float) -> float | None:
+    return None if not len(values) else round(float(np.percentile(values, q)), 1)
 
 
-def _summary(cfg, scene, events, stats, health, rss, wall, cpu, load_s, load, demo_fps) -> dict[str, Any]:
-    replies = [e for e in events if e["event"] == "reply"]
+class EventRecord:
+    """The assistant's ``emit``: keeps what the summaries need, not the events themselves.
+
+    The benchmark shares the process whose memory it measures, and a 24-hour soak emits hundreds of
+    thousands of events: a list of them would grow by kilobytes per command and show up as the assistant's
+    growth. Kept here: counts per event type, replies per intent, the first ``keep_heard`` (heard, intent)
+    pairs, each reply's latency and ASR time (8 bytes each: 0.2 MB for a day of commands every 6 s) and the
+    health reports that said failing (at most ``keep_failing``, with their wall-clock time).
+    """
+
+    def __init__(self, keep_heard: int, keep_failing: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._keep_heard, self._keep_failing = keep_heard, keep_failing
+        self.counts: Counter[str] = Counter()
+        self.intents: Counter[str] = Counter()
+        self.heard: list[list[str]] = []
+        self.reply_latency_ms = array("d")
+        self.asr_ms = array("d")
+        self.failing_health: list[tuple[float, dict]] = []
+
+    def __call__(self, ev: dict) -> None:
+        kind = ev.get("event", "")
+        with self._lock:
+            self.counts[kind] += 1
+            if kind == "reply":
+                self.intents[ev["intent"]] += 1
+                if len(self.heard) < self._keep_heard:
+                    self.heard.append([ev["heard"], ev["intent"]])
+                self.reply_latency_ms.append(ev["reply_latency_ms"])
+                self.asr_ms.append(ev["asr_ms"])
+            elif kind == "health" and ev.get("status") == "failing" and len(self.failing_health) < self._keep_failing:
+                self.failing_health.append((time.time(), ev))
+
+
+def _summary(cfg, scene, events: EventRecord, stats, health, rss, wall, cpu, load_s, load, demo_fps) -> dict[str, Any]:
     loop_s = scene.duration_s
     spoken = 0
     for k in range(int(cfg.seconds // loop_s) + 1):  # commands whose end lies inside the captured audio
         spoken += sum(1 for s in scene.segments if k * loop_s + s.command_end_s + 1.0 <= cfg.seconds)
-    intents: dict[str, int] = {}
-    for r in replies:
-        intents[r["intent"]] = intents.get(r["intent"], 0) + 1
     warm = [r for r in rss if r[0] >= cfg.warmup_fraction * rss[-1][0]] if rss else []
     audio, vehicle = health.audio, health.vehicle
     return {
@@ -339,12 +365,11 @@ def _summary(cfg, scene, events, stats, health, rss, wall, cpu, load_s, load, de
         "speed_x": round(stats.samples / 16000 / wall, 2), "process_cpu_share": round(cpu / wall, 3),
         "capture": {k: audio.get(k) for k in ("overruns", "overrun_samples", "xruns", "reconnects", "thread_cpu_s",
                                                "device_rate_hz")},
-        "commands_spoken": spoken, "wakes": stats.wakes, "commands_heard": stats.commands, "replies": len(replies),
-        "listen_timeouts": stats.listen_timeouts, "responder_errors": stats.responder_errors, "intents": intents,
-        "heard": [[r["heard"], r["intent"]] for r in replies[: 2 * len(cfg.commands)]],
-        "reply_latency_ms": {"p50": _pct([r["reply_latency_ms"] for r in replies], 50),
-                             "p95": _pct([r["reply_latency_ms"] for r in replies], 95)},
-        "asr_ms": {"p50": _pct([r["asr_ms"] for r in replies], 50), "p95": _pct([r["asr_ms"] for r in replies], 95)},
+        "commands_spoken": spoken, "wakes": stats.wakes, "commands_heard": stats.commands,
+        "replies": events.counts["reply"], "listen_timeouts": stats.listen_timeouts,
+        "responder_errors": stats.responder_errors, "intents": dict(events.intents), "heard": events.heard,
+        "reply_latency_ms": {"p50": _pct(events.reply_latency_ms, 50), "p95": _pct(events.reply_latency_ms, 95)},
+        "asr_ms": {"p50": _pct(events.asr_ms, 50), "p95": _pct(events.asr_ms, 95)},
         "max_chunk_ms": round(stats.max_chunk_ms, 1),
         "can": {"target_fps": cfg.can_fps, "demo_car_fps": round(demo_fps, 1), "load_frames_sent": load.sent if load
                 else 0, "frames_decoded": vehicle.get("frames"), "error_frames": vehicle.get("error_frames"),

@@ -45,6 +45,7 @@ from edge_assistant.bench.device import (
     DEFAULT_COMMANDS,
     DEVICE_RATE_HZ,
     DeviceBenchConfig,
+    EventRecord,
     _channels,
     _summary,
     bench_config,
@@ -419,16 +420,11 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
     config = bench_config(work_dir, bus, gnss=replace(base.gnss, enabled=True, port=str(gnss_link)))
     schedule = fault_schedule(cfg, scene)
     rng = random.Random(cfg.seed + 1)
-    events: list[tuple[float, dict]] = []
-    lock = threading.Lock()
-
-    def emit(ev: dict) -> None:
-        with lock:
-            events.append((time.time(), ev))
+    events = EventRecord(keep_heard=2 * len(cfg.commands))
 
     rss: list[tuple[float, float, int]] = []
     gnss = _GnssFeed(gnss_link, demo_nmea(cache=config.paths.cache_dir / "demo"), cfg, rng)
-    app = App(config, emit=emit, environ={"RUNTIME_DIRECTORY": str(work_dir / "run")})
+    app = App(config, emit=events, environ={"RUNTIME_DIRECTORY": str(work_dir / "run")})
     t_load = time.perf_counter()
     mic = load = injector = None
     sampler_stop = threading.Event()
@@ -479,12 +475,12 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
     dcfg = DeviceBenchConfig(seconds=cfg.seconds, speed=cfg.speed, can_fps=cfg.can_fps, commands=cfg.commands,
                              snr_db=cfg.snr_db, sample_every_s=cfg.sample_every_s,
                              warmup_fraction=cfg.warmup_fraction, seed=cfg.seed)
-    out = _summary(dcfg, scene, [e for _, e in events], stats, health, rss, wall, cpu, load_s, load, demo_fps)
+    out = _summary(dcfg, scene, events, stats, health, rss, wall, cpu, load_s, load, demo_fps)
     out["config"] |= {"fault_every_s": cfg.fault_every_s, "faults": list(cfg.faults), "seed": cfg.seed,
                       "mic_outage_s": cfg.mic_outage_s, "gnss_outage_s": cfg.gnss_outage_s,
                       "mic_late_s": cfg.mic_late_s}
     out["memory"] |= _slopes(rss, cfg.warmup_fraction)
-    out["faults"] = _fault_summary(schedule, injected, gnss_stats, health, out["capture"], events)
+    out["faults"] = _fault_summary(schedule, injected, gnss_stats, health, out["capture"], events.failing_health)
     out["gnss"] = gnss_stats
     out["health_end"] = {"status": health.status, "problems": list(health.problems)}
     return out
@@ -500,7 +496,7 @@ def _slopes(rss: list[tuple[float, float, int]], warmup_fraction: float) -> dict
 
 
 def _fault_summary(schedule: list[_Fault], injected: dict[str, int], gnss: dict[str, Any], health: Any,
-                   capture: dict[str, Any], events: list[tuple[float, dict]]) -> dict[str, Any]:
+                   capture: dict[str, Any], failing_health: list[tuple[float, dict]]) -> dict[str, Any]:
     by_kind: dict[str, dict[str, Any]] = {}
     for f in schedule:
         k = by_kind.setdefault(f.kind, {"scheduled": 0, "injected": 0, "recovered": 0, "recovery_s_max": None})
@@ -513,9 +509,8 @@ def _fault_summary(schedule: list[_Fault], injected: dict[str, int], gnss: dict[
     v = health.vehicle
     # the microphone absent at start: READY comes before its first audio (an absent microphone is retried),
     # and until that first chunk the reports say "last chunk never"; those are the late microphone's
-    failing = [(t, e) for t, e in events
-               if e.get("event") == "health" and e.get("status") == "failing"
-               and not all("last chunk never" in p for p in e.get("problems", ()))]
+    failing = [(t, e) for t, e in failing_health
+               if not all("last chunk never" in p for p in e.get("problems", ()))]
     silences = [(f.injected_wall_s, f.ended_wall_s) for f in schedule
                 if f.kind == "mic_silence" and f.injected_wall_s is not None]
     unexplained = [e["problems"] for t, e in failing
