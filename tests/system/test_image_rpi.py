@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import skip_unless_ci
 
+from .test_image import rauc_status
 from .vm import KernelBoot, Vm, built_image
 
 ARCH = "aarch64"
@@ -207,11 +208,6 @@ def pi(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PiFir
     print(f"\nsystem-test figures: {FIGURES}\nconsole: {vm.console}")
 
 
-def slot_status(vm: Vm) -> dict[str, str]:
-    out = vm.sh("rauc status --detailed --output-format=shell", 60).stdout
-    return dict(re.findall(r"^(RAUC_[A-Z0-9_]+)='?(.*?)'?$", out, re.M))
-
-
 def install(vm: Vm) -> tuple[str, float]:
     vm.sh("mkdir -p /run/bundles && (mountpoint -q /run/bundles || "
           "mount -t 9p -o trans=virtio,version=9p2000.L,ro bundles /run/bundles)", 60)
@@ -225,7 +221,7 @@ def test_an_update_takes_one_trial_boot_and_mark_good_commits_it(pi: PiFirmware)
     vm = pi.vm
     assert pi.power_on(trial=False) == "2"
     assert vm.sh("sed -n 's/.*rauc\\.slot=\\([AB]\\).*/\\1/p' /proc/cmdline", 20).stdout.strip() == "A"
-    assert slot_status(vm).get("RAUC_SYSTEM_BOOTED_BOOTNAME") == "A"
+    assert rauc_status(vm).get("RAUC_SYSTEM_BOOTED_BOOTNAME") == "A"
     _, took = install(vm)
     FIGURES["install_s"] = took
     # RAUC wrote rootfs-b and boot-b; the post-install handler made boot-b slot B's with the device's HAT
@@ -241,7 +237,7 @@ def test_an_update_takes_one_trial_boot_and_mark_good_commits_it(pi: PiFirmware)
     # the trial boot of B; the health check's mark-good (run here directly: the demo configuration has no
     # microphone under -M virt, so the service's own health check would never pass) commits it
     assert pi.power_on(trial=True) == "3"
-    assert slot_status(vm).get("RAUC_SYSTEM_BOOTED_BOOTNAME") == "B"
+    assert rauc_status(vm).get("RAUC_SYSTEM_BOOTED_BOOTNAME") == "B"
     vm.sh("rauc status mark-good", 120)
     assert pi.power_off() == ""
     assert autoboot(pi.disk)["all"] == "3"
@@ -257,4 +253,4 @@ def test_a_trial_boot_that_never_gets_healthy_falls_back(pi: PiFirmware) -> None
     pi.cut_power()  # no mark-good: the watchdog or the driver resets it
     assert autoboot(pi.disk)["all"] == "3"
     assert pi.power_on(trial=False) == "3"
-    assert slot_status(vm).get("RAUC_SYSTEM_BOOTED_BOOTNAME") == "B"
+    assert rauc_status(vm).get("RAUC_SYSTEM_BOOTED_BOOTNAME") == "B"
