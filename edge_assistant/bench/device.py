@@ -31,6 +31,7 @@ import threading
 import time
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -234,11 +235,12 @@ def start_can_load(app: Any, bus: str, can_fps: float) -> tuple[_CanLoad | None,
 
 
 def start_sampler(app: Any, rss: list, stop: threading.Event, every_s: float, progress: Any,
-                  name: str, log: Path | None = None) -> threading.Thread:
+                  name: str, log: Path | None = None, extra: Callable[[], dict] | None = None) -> threading.Thread:
     """A thread appending (wall s, RSS MB, open fds) to ``rss`` every ``every_s`` until ``stop``.
 
     ``log``: each sample is also appended to this file as a JSON line with the run's counters so far (audio
-    seconds, wakes, commands, replies, errors), flushed at once: a run cut short still leaves its record."""
+    seconds, wakes, commands, replies, errors, and what ``extra()`` returns), flushed at once: a run cut short
+    still leaves its record."""
 
     def sample() -> None:
         t0 = time.monotonic()
@@ -252,7 +254,8 @@ def start_sampler(app: Any, rss: list, stop: threading.Event, every_s: float, pr
                     fh.write(json.dumps({
                         "wall_s": row[0], "rss_mb": row[1], "fds": row[2], "audio_s": round(st.samples / 16000, 1),
                         "wakes": st.wakes, "commands": st.commands, "replies": st.replies,
-                        "responder_errors": st.responder_errors, "time": round(time.time(), 1)}) + "\n")
+                        "responder_errors": st.responder_errors, "time": round(time.time(), 1),
+                        **(extra() if extra is not None else {})}) + "\n")
                     fh.flush()
                 if progress is not None:
                     progress(app.stats.samples / 16000.0)

@@ -442,7 +442,7 @@ def run_soak(cfg: SoakConfig, work_dir: Path, progress: Any = None) -> dict[str,
         injector = _FaultInjector(schedule, cfg, app, bus, gnss, mic)
         injector.start()
         sampler = start_sampler(app, rss, sampler_stop, cfg.sample_every_s, progress, "soak-sampler",
-                                log=work_dir / SAMPLES_LOG)
+                                log=work_dir / SAMPLES_LOG, extra=lambda: _can_backlog(app, load))
         t_run = time.perf_counter()
         cpu0 = time.process_time()
         stats = app.run(for_s=cfg.seconds)
@@ -493,6 +493,14 @@ def _slopes(rss: list[tuple[float, float, int]], warmup_fraction: float) -> dict
     t = np.array([r[0] for r in warm]) / 3600.0
     return {"rss_slope_mb_per_h": round(float(np.polyfit(t, [r[1] for r in warm], 1)[0]), 2),
             "fds_growth_after_warmup": warm[-1][2] - warm[0][2], "fds_max": max(r[2] for r in rss)}
+
+
+def _can_backlog(app: Any, load: Any) -> dict[str, int]:
+    """Frames the bus reader has taken so far and the extra load's frames sent: when the host starves the
+    reader, the virtual bus queues the difference in this process's memory (a SocketCAN socket would drop)."""
+    reader = getattr(app.vehicle, "reader", None)
+    return {"can_frames_read": reader.stats.frames if reader is not None else 0,
+            "can_load_sent": load.sent if load is not None else 0}
 
 
 def _fault_summary(schedule: list[_Fault], injected: dict[str, int], gnss: dict[str, Any], health: Any,

@@ -55,6 +55,10 @@ def test_every_fault_is_counted_and_recovered_and_every_command_answered(tmp_pat
     assert [(row["wall_s"], row["rss_mb"], row["fds"]) for row in rows] == [tuple(s) for s in r["memory"]["samples"]]
     assert all(a["audio_s"] <= b["audio_s"] and a["replies"] <= b["replies"] for a, b in zip(rows, rows[1:], strict=False))
     assert rows[-1]["replies"] <= r["replies"] and rows[-1]["audio_s"] <= r["audio_s"]
+    # the CAN backlog can be read off the record: frames read and the extra load's frames sent, both rising
+    assert all(a["can_frames_read"] <= b["can_frames_read"] and a["can_load_sent"] <= b["can_load_sent"]
+               for a, b in zip(rows, rows[1:], strict=False))
+    assert rows[-1]["can_frames_read"] <= r["can"]["frames_decoded"] and rows[-1]["can_load_sent"] > 0
 
 
 def test_cli_refuses_a_bad_speed(capsys: pytest.CaptureFixture) -> None:
