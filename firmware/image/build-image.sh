@@ -200,7 +200,7 @@ if [ "$BOARD" = rpi ]; then
     # the first image's boot-a: rendered for slot A with the build's CAN HAT (can.env, RPI_CAN_* of the
     # environment); boot-b stays empty, as rootfs-b does, until the first update writes both
     rm -rf "$OUT/boot-a" && cp -a "$OUT/boot" "$OUT/boot-a"
-    "$HERE/boards/rpi/render-config.sh" A "$OUT/boot-a"
+    RPI_CAN_ENV=$HERE/boards/rpi/can.env "$HERE/boards/rpi/render-config.sh" A "$OUT/boot-a"
     sed -n 's/^# CAN HAT/CAN HAT/p' "$OUT/boot-a/config.txt"
     boot_slot_image "$OUT/boot-a" "$OUT/boot-a.vfat" BOOT-A
     rm -rf "$OUT/boot-a"

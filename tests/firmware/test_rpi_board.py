@@ -186,6 +186,20 @@ def test_a_slot_rendered_twice_or_without_device_trees_is_refused(tmp_path: Path
     assert bad_slot.returncode == 2 and "slot 'C': expected A or B" in bad_slot.stderr
 
 
+def test_values_prints_the_checked_values_the_environment_winning(tmp_path: Path) -> None:
+    r = render("--values", tmp_path, RPI_CAN_INTERRUPT="24")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "RPI_CAN_CHIP=mcp2515",
+        "RPI_CAN_OSCILLATOR=16000000",
+        "RPI_CAN_INTERRUPT=24",
+        "RPI_CAN_SPI_HZ=10000000",
+    ]
+    assert not list(tmp_path.iterdir())  # writes nothing
+    bad = render("--values", tmp_path, RPI_CAN_SPI_HZ="30000000")
+    assert bad.returncode == 2 and "the MCP2515's SPI is at most 10 MHz" in bad.stderr and not bad.stdout
+
+
 # ---------------------------------------------------------------- rauc-tryboot.sh
 
 

@@ -94,16 +94,11 @@ if [ "$EA_BOARD" = rpi ]; then
         install -m 0755 "$IMG/boards/rpi/$f" "$R/usr/lib/edge-assistant/rpi/$f"
     done
     install -m 0644 "$IMG/boards/rpi/config.txt.in" "$R/usr/lib/edge-assistant/rpi/config.txt.in"
+    # the values render-config.sh uses for the image's boot-a (the file, the build's RPI_CAN_* winning)
     env_file=$IMG/boards/rpi/can.env
-    # the build's environment wins over the file, as in render-config.sh (the image's boot-a has the same)
-    chip=${RPI_CAN_CHIP:-}; osc=${RPI_CAN_OSCILLATOR:-}; irq=${RPI_CAN_INTERRUPT:-}; spi=${RPI_CAN_SPI_HZ:-}
-    . "$env_file"
     {
         sed -n '/^#/p' "$env_file"
-        echo "RPI_CAN_CHIP=${chip:-$RPI_CAN_CHIP}"
-        echo "RPI_CAN_OSCILLATOR=${osc:-$RPI_CAN_OSCILLATOR}"
-        echo "RPI_CAN_INTERRUPT=${irq:-$RPI_CAN_INTERRUPT}"
-        echo "RPI_CAN_SPI_HZ=${spi:-$RPI_CAN_SPI_HZ}"
+        RPI_CAN_ENV=$env_file sh "$IMG/boards/rpi/render-config.sh" --values
     } > "$R/usr/lib/edge-assistant/rpi/can.env"
 else
     install -d "$R/boot/efi"

@@ -5,6 +5,7 @@
 # handler for the boot slot an update has just written (the same boot.vfat goes to either slot: only
 # these files name the slot and the HAT). CAN HAT values: $RPI_CAN_ENV, else /etc/edge-assistant/rpi-can.env
 # (the device's own), else can.env beside this script; each value overridable from the environment.
+# render-config.sh --values: only print the values it would use, checked, as lines of a can.env.
 #
 # Why not dtoverlay=: Debian's device trees (linux-image-arm64) are built without __symbols__, so the
 # firmware cannot apply the Pi's overlays to them (and raspi-firmware ships none). The nodes an overlay
@@ -14,8 +15,8 @@
 #   /ea-can0-osc                     fixed clock: the HAT's crystal
 #   /soc/spi@7e204000                status okay, and its child can@0: the controller (reg 0 = CE0)
 set -eu
-SLOT=${1:?usage: render-config.sh A|B DIR}
-DIR=${2:?usage: render-config.sh A|B DIR}
+SLOT=${1:?usage: render-config.sh A|B DIR | --values}
+[ "$SLOT" = --values ] || DIR=${2:?usage: render-config.sh A|B DIR | --values}
 HERE=$(cd "$(dirname "$0")" && pwd)
 for f in "${RPI_CAN_ENV:-}" /etc/edge-assistant/rpi-can.env "$HERE/can.env"; do
     if [ -n "$f" ] && [ -f "$f" ]; then ENV_FILE=$f; break; fi
@@ -29,7 +30,7 @@ RPI_CAN_INTERRUPT=${irq:-$RPI_CAN_INTERRUPT}; RPI_CAN_SPI_HZ=${spi:-$RPI_CAN_SPI
 
 die() { echo "render-config.sh: $ENV_FILE: $*" >&2; exit 2; }
 is_int() { case "$1" in ''|*[!0-9]*) return 1 ;; esac; }
-case "$SLOT" in A) label=rootfs-a ;; B) label=rootfs-b ;; *) echo "render-config.sh: slot '$SLOT': expected A or B" >&2; exit 2 ;; esac
+case "$SLOT" in A) label=rootfs-a ;; B) label=rootfs-b ;; --values) ;; *) echo "render-config.sh: slot '$SLOT': expected A or B" >&2; exit 2 ;; esac
 is_int "$RPI_CAN_OSCILLATOR" || die "RPI_CAN_OSCILLATOR='$RPI_CAN_OSCILLATOR': expected the crystal in Hz, e.g. 16000000"
 is_int "$RPI_CAN_INTERRUPT" && [ "$RPI_CAN_INTERRUPT" -le 27 ] \
     || die "RPI_CAN_INTERRUPT='$RPI_CAN_INTERRUPT': expected a BCM GPIO number 0..27 of the header"
@@ -51,6 +52,11 @@ case "$RPI_CAN_CHIP" in
     *) die "RPI_CAN_CHIP='$RPI_CAN_CHIP': expected mcp2515 or mcp2518fd" ;;
 esac
 hat="$RPI_CAN_CHIP, crystal $RPI_CAN_OSCILLATOR Hz, INT on GPIO $RPI_CAN_INTERRUPT, SPI0 CE0 at $RPI_CAN_SPI_HZ Hz"
+if [ "$SLOT" = --values ]; then
+    printf 'RPI_CAN_CHIP=%s\nRPI_CAN_OSCILLATOR=%s\nRPI_CAN_INTERRUPT=%s\nRPI_CAN_SPI_HZ=%s\n' \
+        "$RPI_CAN_CHIP" "$RPI_CAN_OSCILLATOR" "$RPI_CAN_INTERRUPT" "$RPI_CAN_SPI_HZ"
+    exit 0
+fi
 
 add_can_hat() {  # add_can_hat DTB: the CAN HAT's nodes into one device tree (a fresh copy: refuses a second time)
     dtb=$1
