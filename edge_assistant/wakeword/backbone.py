@@ -52,6 +52,9 @@ def session_options(threads: int = 1, quiet: bool = False) -> Any:
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = int(threads)
     so.log_severity_level = 4 if quiet else 3  # warnings about unused initialisers after our edits are noise
+    # the streaming embedding and batched heads see as many shapes as chunk sizes: no pattern kept per shape
+    # (see WhisperRecognizer)
+    so.enable_mem_pattern = False
     return so
 
 

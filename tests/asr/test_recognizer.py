@@ -245,3 +245,10 @@ def test_beam_search_steps_its_beams_in_one_call(recognizer, speech_data):
     alone = beam.transcribe(audio)
     assert together.text == alone.text
     assert normalize(together.text).startswith("and so my fellow americans")
+
+
+def test_no_memory_pattern_is_kept_per_input_shape(recognizer):
+    """Every command gives the encoder and decoder new shapes; a pattern kept per shape grows the process for
+    as long as it runs (measured in the soak, benchmarks/RESULTS.md), so the sessions plan none."""
+    for session in (recognizer._encoder, recognizer._cross, recognizer._decoder):
+        assert session.get_session_options().enable_mem_pattern is False

@@ -159,3 +159,10 @@ def test_48k_stereo_recording_is_detected(alexa_pcm: np.ndarray, tmp_path: Path)
     assert abs(len(x) - len(alexa_pcm)) <= 1
     events = build_engine("alexa").process(np.concatenate((np.zeros(16000, np.int16), x, np.zeros(16000, np.int16))))
     assert len(events) == 1
+
+
+def test_backbone_sessions_keep_no_memory_pattern_per_shape() -> None:
+    """The streaming embedding and the batched heads see a shape per chunk size: no pattern is kept per shape."""
+    from edge_assistant.wakeword.backbone import session_options
+
+    assert session_options().enable_mem_pattern is False
