@@ -60,10 +60,12 @@ def build_agents(config: DeviceConfig, vehicle: Any) -> Any:
 
 
 def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: Any, *,
-                    assistant_config: Any = None, defer_answers: bool = False) -> Any:
+                    assistant_config: Any = None, defer_answers: bool = False,
+                    judge_in_background: bool = False) -> Any:
     """The :class:`~edge_assistant.pipeline.Assistant` over ``stages`` (from :func:`build_stages`): the
     responder recognises with the car grammar's help (``asr.grammar``) and, with ``endpoint.pause_ms``, the
-    end-of-turn judge answers a complete command at its first pause."""
+    end-of-turn judge answers a complete command at its first pause (on a thread of its own with
+    ``judge_in_background``, as the device does)."""
     from edge_assistant.app.stage_configs import grammar_bias_config
     from edge_assistant.intents import car_matcher
     from edge_assistant.pipeline import Assistant, Responder
@@ -79,7 +81,8 @@ def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: 
     if config.endpoint.pause_ms:
         shape = GrammarShape(bias if bias is not None else recognition_grammar(matcher, recognizer.tokenizer))
         judge = EndOfTurn(responder.hear, matcher.match, shape)
-    return Assistant(wake, endpointer, responder, assistant_config, defer_answers=defer_answers, end_of_turn=judge)
+    return Assistant(wake, endpointer, responder, assistant_config, defer_answers=defer_answers, end_of_turn=judge,
+                     judge_in_background=judge_in_background)
 
 
 def demo_router(config: DeviceConfig, at_s: float | None = None) -> tuple[Any, Any]:

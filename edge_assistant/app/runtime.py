@@ -8,6 +8,10 @@ Threads, and what each may wait for:
   80 ms chunk), kicks the systemd watchdog while audio flows or an absent microphone is being retried (not
   when the capture is stuck in a driver, nor when this thread hangs), writes the health report once a
   second; a finished command is handed to the responder queue, not answered here;
+* **end-of-turn** (:class:`~edge_assistant.pipeline.end_of_turn.JudgeThread`): recognises a command at its
+  pauses, speculatively; the pipeline goes on meanwhile, keeping the VAD windows and wake words that come in,
+  and applies the decision at the pause once it is in (it waits only if the command would leave the
+  endpointer's buffer);
 * **responder**: ASR → intent → agent for one command at a time, so a 2 s transcription never holds up the audio;
   with ``[speech]`` enabled it also synthesises the reply (espeak-ng) and queues it for playback;
 * **speaker** (:mod:`edge_assistant.audio.playback`): plays replies; its started/ended reports reach the
@@ -146,7 +150,7 @@ class App:
         self.assistant = build_assistant(cfg, stages, self._on_demand,
                                          assistant_config=AssistantConfig(
             speech_tail_s=sp.tail_ms / 1000.0, barge_in_threshold=sp.barge_in_threshold if sp.barge_in else None),
-                                         defer_answers=True)
+                                         defer_answers=True, judge_in_background=True)
         if sp.enabled:
             from edge_assistant.app.speech_out import SpeechOut
 
@@ -214,6 +218,8 @@ class App:
     def close(self) -> None:
         """Stop every thread and close every device; safe to call twice."""
         self._stop.set()
+        if self.assistant is not None:
+            self.assistant.close()
         if self._worker is not None:
             self._commands.put(None)
             self._worker.join(30.0)

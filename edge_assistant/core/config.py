@@ -102,9 +102,11 @@ class AudioSettings:
     """Audio read per call, a whole number of frames at ``sample_rate_hz`` (80 ms = one wake-word step)."""
     ring_buffer_s: float = 8.0
     """Audio held between capture and the pipeline: rides out stalls without an overrun and keeps the
-    endpointer's pre-roll from before the wake word. Speech recognition runs on the pipeline thread, and
-    one pass took up to 2.35 s on the 2-core bench under full CPU load (soak, 2026-12-05): 2 s lost audio
-    there; 8 s (256 KB) leaves room for a slower board."""
+    endpointer's pre-roll from before the wake word. One recognition pass took up to 2.35 s on the 2-core
+    bench under full CPU load (soak, 2026-12-05), when a paused command was still recognised on the pipeline
+    thread: 2 s lost audio there. The pause judge has its own thread now, and the pipeline waits for it only
+    when the command would otherwise leave the endpointer's buffer; 8 s (256 KB) still leaves room for a slower
+    board and a loaded host."""
 
     def __post_init__(self) -> None:
         check_text(self, "device", "an ALSA PCM name such as ea_mic48 or plughw:CARD=Device")

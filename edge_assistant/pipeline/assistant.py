@@ -12,7 +12,9 @@ unfinished sentence makes the endpointer wait longer. Without it a fixed trailin
 Not thread-safe: one Assistant per audio stream. By default ASR runs inline in :meth:`Assistant.feed`, so
 the call that completes an utterance takes the recogniser's time (files, benchmarks: deterministic). On the
 device the audio must never wait for ASR: with ``defer_answers=True`` a finished utterance comes out as a
-:class:`CommandHeard` event and the caller hands it to a :class:`Responder` on a worker thread. The reply
+:class:`CommandHeard` event and the caller hands it to a :class:`Responder` on a worker thread, and with
+``judge_in_background=True`` the end-of-turn judge recognises a paused command on a thread of its own (the
+same events, at the same stream times; wake words heard meanwhile are held until its decision). The reply
 latency is measured from the end-of-utterance decision to the reply and reported with every :class:`Replied`.
 
 Spoken replies (the caller plays them; see :mod:`edge_assistant.app.speech_out`): between
@@ -217,7 +219,7 @@ PipelineEvent = WakeHeard | ListenTimedOut | FollowUpOpened | CommandHeard | Rep
 
 class Responder:
     """Utterance → ASR → intent → agent: the slow half of the pipeline, safe to call from two threads (the
-    recogniser serves one call at a time, under a lock: the pipeline thread may recognise a paused command
+    recogniser serves one call at a time, under a lock: the end-of-turn judge may recognise a paused command
     speculatively while the responder thread answers the previous one).
 
     ``grammar``: a :class:`~edge_assistant.asr.grammar_bias.GrammarBias` the recogniser prefers when the audio
@@ -277,12 +279,15 @@ class Assistant:
     :class:`Responder` (recogniser, matcher, router). ``defer_answers``: emit :class:`CommandHeard` instead of
     answering inline (see the module docstring). ``end_of_turn``: judges a command at each pause
     (:class:`~edge_assistant.pipeline.end_of_turn.EndOfTurn`): a complete intent ends it at once, an
-    unfinished sentence waits longer; it needs an endpointer with ``pause_ms`` set.
+    unfinished sentence waits longer; it needs an endpointer with ``pause_ms`` set. ``judge_in_background``:
+    judge on a thread of its own (:class:`~edge_assistant.pipeline.end_of_turn.JudgeThread`), so :meth:`feed`
+    never waits for the recognition of a paused command; the events are the same, they come out once the
+    decision is in (call :meth:`close` at the end).
     """
 
     def __init__(self, wake: WakeStage, endpointer: EndpointStage, responder: Responder,
                  config: AssistantConfig | None = None, *, defer_answers: bool = False,
-                 end_of_turn: Any = None) -> None:
+                 end_of_turn: Any = None, judge_in_background: bool = False) -> None:
         self.wake = wake
         self.endpointer = endpointer
         self.responder = responder
@@ -290,8 +295,15 @@ class Assistant:
         self.config = config or AssistantConfig()
         self.end_of_turn = end_of_turn
         self._early: Heard | None = None  # recognised at the pause that ended the command
+        self._held_wakes: list[Any] = []  # detections that came while a pause was being judged
+        self._captured_until_s = 0.0  # stream time at which the last command (or its listening) ended
+        self._judge_thread = None
         if end_of_turn is not None:
             endpointer.on_pause = self._on_pause
+            if judge_in_background:
+                from edge_assistant.pipeline.end_of_turn import JudgeThread
+
+                self._judge_thread = JudgeThread()
         self._capturing = False
         self._follow_up = False  # the command being captured needs no wake word (follow-up window)
         self._samples = 0
@@ -353,7 +365,22 @@ class Assistant:
         ep_events = self.endpointer.process(pcm)
         self._samples += int(pcm.size)
         events.extend(self._handle_endpoint(ep_events))
+        if self._held_wakes or getattr(self.endpointer, "judging", False):
+            # a pause is being judged in the background: whether a wake word starts a command or falls inside
+            # the one being captured is known once the decision is in
+            self._held_wakes += detections
+            if getattr(self.endpointer, "judging", False):
+                return events
+            detections, self._held_wakes = self._held_wakes, []
+            return events + self._take_wakes(detections, held=True)
+        return events + self._take_wakes(detections)
+
+    def _take_wakes(self, detections: list[Any], held: bool = False) -> list[PipelineEvent]:
+        events: list[PipelineEvent] = []
         for det in detections:
+            if held and det.time_s < self._captured_until_s and not self._capturing:
+                log.debug("wake word at %.2f s ignored: it came while a command was being captured", det.time_s)
+                continue
             barge_in = False
             if self._suppressing(det.time_s):
                 threshold = self.config.barge_in_threshold
@@ -377,14 +404,33 @@ class Assistant:
         return events
 
     def flush(self) -> list[PipelineEvent]:
-        """End of stream: close a command in progress."""
-        return self._handle_endpoint(self.endpointer.flush()) if self._capturing else []
+        """End of stream: close a command in progress (after the decision of a pause still being judged, and
+        the wake words held for it)."""
+        events = self._handle_endpoint(self.endpointer.flush()) if self._capturing else []
+        if self._held_wakes:
+            detections, self._held_wakes = self._held_wakes, []
+            events += self._take_wakes(detections, held=True)
+            if self._capturing:
+                events += self._handle_endpoint(self.endpointer.flush())
+        return events
 
-    def _on_pause(self, pause: Any) -> str:
-        """The endpointer's pause callback: the end-of-turn judge decides; a complete command's recognition is
-        kept for its answer."""
+    def close(self) -> None:
+        """End the background judge's thread (``judge_in_background``); nothing else to release."""
+        if self._judge_thread is not None:
+            self._judge_thread.close()
+
+    def _on_pause(self, pause: Any) -> Any:
+        """The endpointer's pause callback: the end-of-turn judge decides (a future of its decision when it
+        judges in the background); a complete command's recognition is kept for its answer."""
         if not self._capturing:
             return PAUSE_CONTINUE
+        if self._judge_thread is not None:
+            return self._judge_thread.submit(lambda: self._judge(pause))
+        return self._judge(pause)
+
+    def _judge(self, pause: Any) -> str:
+        # on the judge's thread when in the background: _early is read by the stream's thread only after the
+        # endpointer has taken this decision from the future, so after it was written
         decision, heard = self.end_of_turn.judge(pause.audio)
         self._early = replace(heard, at_s=pause.detected_s) if decision in (PAUSE_END, PAUSE_END_LATER) else None
         return decision
@@ -393,6 +439,8 @@ class Assistant:
         out: list[PipelineEvent] = []
         for ev in ep_events:
             kind = getattr(ev, "kind", "")
+            if kind in ("listen_timeout", "utterance"):
+                self._captured_until_s = ev.detected_s
             if kind == "listen_timeout":
                 self._capturing = False
                 out.append(ListenTimedOut(ev.detected_s, follow_up=self._follow_up))

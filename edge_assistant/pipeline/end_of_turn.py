@@ -28,7 +28,10 @@ the left") is answered after the first part: the price of a reply the moment the
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,6 +113,43 @@ class EndOfTurn:
         self.ended += 1
         log.debug("pause after %r: complete (%s: %r)", free, heard.intent.name, heard.text)
         return PAUSE_END, heard
+
+
+class JudgeThread:
+    """Runs pause judgements one after another on a thread of their own, so that the stream's thread goes on
+    with the wake word and the VAD while a paused command is recognised (the endpointer applies each decision
+    at its pause once it is in: :attr:`~edge_assistant.vad.endpoint.Endpointer.on_pause`)."""
+
+    def __init__(self, name: str = "end-of-turn") -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], str]) -> Future:
+        """``fn()`` on the thread; its result (or exception) arrives in the returned future."""
+        future: Future = Future()
+        self._jobs.put((future, fn))
+        return future
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Finish the judgement under way, cancel those not started, and end the thread."""
+        self._closed.set()
+        self._jobs.put(None)
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn = job
+            if self._closed.is_set():
+                future.cancel()
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the stream's thread, which raises it where it would have
+                future.set_exception(exc)
 
 
 def _open_ended(text: str) -> bool:

@@ -11,6 +11,11 @@ counts as probability 0. The state machine on those probabilities::
     speech --p < onset for pause_ms: on_pause(audio so far) says end (now), end_later (after another
              pause_ms of quiet), hold (wait hold_silence_ms) or continue (wait trailing_silence_ms)
 
+The pause judge may answer later, from another thread (``on_pause`` returns a future of its decision): the
+windows that come in meanwhile are scored and kept, and once the decision is in they are stepped through the
+state machine as if it had been taken at the pause, so the events are the same, only emitted later. The stream
+never waits for a judge unless the audio of the utterance being judged would otherwise leave the buffer.
+
 All times are stream times in seconds: sample index / 16000, counted from construction or :meth:`reset`.
 Decisions are taken on whole windows only, so the events do not depend on how the caller cuts the stream.
 The utterance audio starts ``pre_roll_ms`` before the first speech window (never before the point where
@@ -22,7 +27,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -281,11 +288,13 @@ class Endpointer:
         self._pause = cfg.samples(cfg.pause_ms) if cfg.pause_ms is not None else None
         self._early_level = cfg.early_pause_threshold
         self._hold = cfg.samples(cfg.hold_silence_ms)
-        self.on_pause: Callable[[SpeechPause], str] | None = None
+        self.on_pause: Callable[[SpeechPause], str | Future] | None = None
         """Called on the stream's thread, inside :meth:`process`, at the window where a pause reaches
         ``pause_ms``; returns :data:`PAUSE_END` (the utterance ends here, reason ``complete``),
-        :data:`PAUSE_END_LATER`, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`. Deciding there keeps the events independent of
-        how the caller cuts the stream."""
+        :data:`PAUSE_END_LATER`, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`, or a
+        :class:`concurrent.futures.Future` of one (judged on another thread: the stream goes on, and the
+        decision applies at the pause once it is in). Deciding there keeps the events independent of how the
+        caller cuts the stream and of how long the judge takes."""
         self.reset()
 
     # --- public API --------------------------------------------------------------------------------
@@ -322,6 +331,7 @@ class Endpointer:
         self._early_quiet = 0  # samples below the early pause threshold since the last window at or above it
         self._early_asked = False
         self._end_later: tuple[int, int] | None = None  # (quiet samples, audio end) of a pending PAUSE_END_LATER
+        self._drop_judgement()
         self.last_probability = 0.0
         self._gate_was_open = True
         self._windows = 0
@@ -345,6 +355,8 @@ class Endpointer:
         step = max(self._w, self._capacity // 4)
         for pos in range(0, samples.size, step):
             piece = samples[pos:pos + step]
+            if self._judging is not None and self._n + piece.size - self._capacity > self._judging[4]:
+                self._settle(events, wait=True)  # the judged audio would leave the ring: wait for the judge
             self._write(piece)
             if self._state != _IDLE:
                 self._run_windows(events)
@@ -379,6 +391,7 @@ class Endpointer:
             raise ConfigError(f"listen timeout_s={timeout_s!r}: expected seconds >= 0 (math.inf for none)")
         if self._state in (_CANDIDATE, _SPEECH):
             log.debug("listen() abandons the utterance that started at %.3f s", self._start / SAMPLE_RATE_HZ)
+        self._drop_judgement()
         self._state = _LISTENING
         self._one_shot = one_shot
         self._listen_start = at
@@ -391,6 +404,7 @@ class Endpointer:
 
     def stop(self) -> None:
         """Stop listening (abandons any utterance in progress); audio is still kept for look-back."""
+        self._drop_judgement()
         self._state = _IDLE
         self._deadline = None
 
@@ -400,6 +414,7 @@ class Endpointer:
         A trailing partial window is not scored, but its audio is part of the closed utterance.
         """
         events: list[Event] = []
+        self._settle(events, wait=True)
         if self._state == _SPEECH:
             end = min(self._last_speech_end + self._post, self._n)
             self._finish(events, end, self._n, "end_of_stream")
@@ -447,14 +462,48 @@ class Endpointer:
             out[first:n] = ring[:n - first]
         return out
 
+    @property
+    def judging(self) -> bool:
+        """A pause judge's decision is still to come (the windows since are kept, not yet stepped)."""
+        return self._judging is not None
+
     def _run_windows(self, events: list[Event]) -> None:
         w = self._w
         while self._state != _IDLE and self._n - self._vad_pos >= w:
+            if self._judging is not None:
+                self._settle(events)
+                if self._state == _IDLE:
+                    break
             s = self._vad_pos
             window = self._read(s, s + w, self._scratch, self._vring)
             self._vad_pos = s + w
             prob = self._score(s, window)
-            self._step(s, prob, events)
+            if self._judging is not None:
+                self._held.append((s, prob))
+            else:
+                self._step(s, prob, events)
+
+    def _drop_judgement(self) -> None:
+        """Forget a decision still to come and the windows kept for it (the utterance is abandoned)."""
+        self._judging: tuple[Future, int, int, bool, int] | None = None  # (future, end, audio end, early, audio start)
+        self._held: deque[tuple[int, float]] = deque()  # (window start, probability) scored while judging
+
+    def _settle(self, events: list[Event], wait: bool = False) -> None:
+        """Apply the judge's decision once it is in (``wait``: wait for it), then step the windows kept
+        meanwhile, exactly as they would have been stepped had it come at once."""
+        while self._judging is not None:
+            future, end, audio_end, early, _ = self._judging
+            if not (wait or future.done()):
+                return
+            decision = future.result()
+            self._judging = None
+            self._apply(decision, end, audio_end, early, events)
+            while self._held and self._judging is None:
+                if self._state == _IDLE:  # ended: what came after is not listened to
+                    self._held.clear()
+                    break
+                s, prob = self._held.popleft()
+                self._step(s, prob, events)
 
     def _score(self, s: int, window: np.ndarray) -> float:
         self._windows += 1
@@ -554,6 +603,12 @@ class Endpointer:
         pause = SpeechPause(self._start / sr, self._last_speech_end / sr, end / sr, audio_start / sr,
                             self._read(audio_start, audio_end), early)
         decision = self.on_pause(pause)
+        if isinstance(decision, Future):
+            self._judging = (decision, end, audio_end, early, audio_start)
+            return
+        self._apply(decision, end, audio_end, early, events)
+
+    def _apply(self, decision: str, end: int, audio_end: int, early: bool, events: list[Event]) -> None:
         if decision not in (PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD, PAUSE_CONTINUE):
             raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
         if decision == PAUSE_END:

@@ -7,12 +7,13 @@ generated cabin noise; two voices, each scene with its own noise seed.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 from edge_assistant.audio import speech_synth
-from edge_assistant.pipeline import Assistant, Replied, Responder
+from edge_assistant.pipeline import Assistant, Replied, Responder, WakeHeard
 from edge_assistant.pipeline.scene import SceneTurn, build_scene
 
 pytestmark = pytest.mark.skipif(not speech_synth.available(),
@@ -34,7 +35,7 @@ def parts(router, recognizer):
     return recognizer, router, matcher, bias, GrammarShape(bias)
 
 
-def _assistant(parts, judged: bool) -> Assistant:
+def _assistant(parts, judged: bool, background: bool = False, hear_gate: threading.Event | None = None) -> Assistant:
     from edge_assistant.core.config import EndpointSettings
     from edge_assistant.pipeline.end_of_turn import EndOfTurn
     from edge_assistant.vad.endpoint import EndpointConfig, Endpointer
@@ -47,8 +48,13 @@ def _assistant(parts, judged: bool) -> Assistant:
                                            pause_ms=device.pause_ms if judged else None,
                                            early_pause_threshold=device.early_pause_threshold if judged else None),
                             listening=False)
-    judge = EndOfTurn(responder.hear, matcher.match, shape) if judged else None
-    return Assistant(build_engine("alexa"), endpointer, responder, end_of_turn=judge)
+    def hear(audio):
+        if hear_gate is not None:
+            hear_gate.wait()
+        return responder.hear(audio)
+
+    judge = EndOfTurn(hear, matcher.match, shape) if judged else None
+    return Assistant(build_engine("alexa"), endpointer, responder, end_of_turn=judge, judge_in_background=background)
 
 
 def _replies(assistant: Assistant, command: str, voice: str, seed: int, **turn) -> tuple[list[Replied], Any]:
@@ -134,3 +140,64 @@ def test_a_recognition_made_before_the_decision_counts_only_beyond_it(parts) -> 
         r = responder.respond(utterance, heard)
         assert r.asr_ms == 200.0 and r.match_ms == 1.0
         assert r.reply_latency_ms - r.match_ms - r.agent_ms == pytest.approx(beyond_ms, abs=1e-6)
+
+
+def test_a_judge_on_its_own_thread_never_holds_up_the_stream(parts) -> None:
+    """On the device the pause judge recognises on a thread of its own: while it works (here: until let go),
+    every chunk is taken at once; once it answers, the command is the one an inline judge gives, at the same
+    stream times."""
+    command, voice, seed = "Set the temperature to … twenty one degrees", VOICES[0], 0
+    (inline,), _ = _replies(_assistant(parts, judged=True), command, voice, seed, mid_pause_s=1.2)
+    gate = threading.Event()
+    assistant = _assistant(parts, judged=True, background=True, hear_gate=gate)
+    try:
+        scene = build_scene([SceneTurn(command, voice=voice, mid_pause_s=1.2)], snr_db=15.0, seed=seed)
+        events = []
+        for i in range(0, scene.pcm.size, CHUNK):  # the judge is held: no chunk may wait for it
+            events += assistant.feed(scene.pcm[i : i + CHUNK])
+        assert assistant.endpointer.judging and not any(isinstance(e, Replied) for e in events)
+        gate.set()
+        events += assistant.flush()
+    finally:
+        gate.set()
+        assistant.close()
+    (background,) = [e for e in events if isinstance(e, Replied)]
+    for name in ("text", "end_reason", "speech_start_s", "speech_end_s", "detected_s"):
+        assert getattr(background, name) == getattr(inline, name), name
+    assert background.intent == inline.intent
+
+
+def test_a_wake_word_said_while_a_pause_is_judged_is_taken_once_the_decision_is_in(parts) -> None:
+    """The next "Alexa" comes while the last command's pause is still being judged (a slow recogniser): it is
+    held, not dropped as if it fell inside that command, and taken once the command has ended."""
+    turns = [SceneTurn("How much range do I have left?", silence_after_s=0.6),
+             SceneTurn("What does the warning light mean?")]
+    scene = build_scene(turns, snr_db=15.0, seed=3)
+
+    def run(background: bool) -> list:
+        gate = threading.Event()
+        if not background:
+            gate.set()
+        assistant = _assistant(parts, judged=True, background=background, hear_gate=gate)
+        second_wake = int((scene.segments[1].wake_end_s + 0.5) * 16000)
+        events = []
+        try:
+            for i in range(0, scene.pcm.size, CHUNK):
+                if background and i >= second_wake and not gate.is_set():
+                    assert assistant.endpointer.judging  # the second "Alexa" is in, the first pause still judged
+                    assert sum(isinstance(e, WakeHeard) for e in events) == 1
+                    gate.set()
+                    assistant.endpointer._judging[0].result(timeout=60)  # as in real time: answered within a chunk
+                events += assistant.feed(scene.pcm[i : i + CHUNK])
+            events += assistant.flush()
+        finally:
+            gate.set()
+            assistant.close()
+        return events
+
+    inline, background = run(False), run(True)
+    assert [e.time_s for e in background if isinstance(e, WakeHeard)] == \
+        [e.time_s for e in inline if isinstance(e, WakeHeard)]
+    assert len([e for e in inline if isinstance(e, WakeHeard)]) == 2
+    assert [(r.intent.name, r.detected_s) for r in background if isinstance(r, Replied)] == \
+        [(r.intent.name, r.detected_s) for r in inline if isinstance(r, Replied)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -385,3 +387,111 @@ def test_early_pause_threshold_is_checked() -> None:
         EndpointConfig(early_pause_threshold=0.4)
     with pytest.raises(ConfigError, match="early_pause_threshold=1.0"):
         EndpointConfig(early_pause_threshold=1.0)
+
+
+def _judged_later(decide, x: np.ndarray, vad: SileroVad, delay_chunks: int, chunk: int = 512, **cfg) -> list:
+    """Events of ``x`` when each pause's decision (``decide(pause)``) arrives ``delay_chunks`` chunks later, as
+    a judge on another thread answers: through a future, while the stream goes on."""
+    ep = Endpointer(EndpointConfig(pause_ms=200.0, **cfg), vad=vad)
+    due: list[tuple[int, Future, str]] = []
+    fed = [0]
+
+    def judge(pause) -> Future:
+        future: Future = Future()
+        due.append((fed[0] + delay_chunks, future, decide(pause)))
+        return future
+
+    ep.on_pause = judge
+    events = []
+    for pos in range(0, len(x), chunk):
+        for item in [d for d in due if d[0] <= fed[0]]:
+            item[1].set_result(item[2])
+            due.remove(item)
+        events += ep.process(x[pos:pos + chunk])
+        fed[0] += 1
+    for _, future, decision in due:
+        future.set_result(decision)
+    return events + ep.flush()
+
+
+@pytest.mark.parametrize("delay_chunks", [0, 1, 7, 40])
+def test_a_decision_that_comes_later_gives_the_same_events(two_sentences: np.ndarray, vad: SileroVad,
+                                                           delay_chunks: int) -> None:
+    """The windows that arrive while the judge works are kept and stepped once its decision is in: every event
+    is the one an instant judge gives, at the same stream times, only emitted later (40 chunks: 1.3 s, longer
+    than the pause, the second pause of end-later and the gap between the sentences)."""
+    x = two_sentences
+    for decision, cfg in ((PAUSE_END, {}), (PAUSE_END_LATER, {}), (PAUSE_CONTINUE, {}),
+                          (PAUSE_HOLD, {"hold_silence_ms": 1600.0}), (PAUSE_END, {"early_pause_threshold": 0.9})):
+        now = [_key(e) for e in _judged(decision, x, vad, _fixed(512, len(x)), **cfg)[0]]
+        later = [_key(e) for e in _judged_later(lambda p, d=decision: d, x, vad, delay_chunks, **cfg)]
+        assert later == now, (decision, cfg)
+    # a judge whose answer depends on what it hears (end at the sentence ends, go on inside them), early pauses
+    ends = [u.speech_end_s for u in find_utterances(x, vad=vad)]
+
+    def at_the_end(pause) -> str:
+        return PAUSE_END if any(abs(pause.speech_end_s - e) <= 0.2 for e in ends) else PAUSE_CONTINUE
+
+    ep = Endpointer(EndpointConfig(pause_ms=200.0, early_pause_threshold=0.9), vad=vad)
+    ep.on_pause = at_the_end
+    now = [_key(e) for e in _run(ep, x, _fixed(512, len(x)))]
+    assert [_key(e) for e in _judged_later(at_the_end, x, vad, delay_chunks, early_pause_threshold=0.9)] == now
+
+
+def test_the_stream_waits_for_a_judge_only_when_the_judged_audio_would_leave_the_buffer(
+        two_sentences: np.ndarray, vad: SileroVad) -> None:
+    """A judge that does not answer: the stream goes on while the buffer still holds the utterance being judged,
+    then waits; once the decision comes, nothing is lost."""
+    x = two_sentences
+    cfg = {"max_utterance_ms": 2500.0, "max_lookback_ms": 500.0}  # a buffer of about 4 s
+    now = [_key(e) for e in _judged(PAUSE_END, x, vad, _fixed(512, len(x)), **cfg)[0]]
+    ep = Endpointer(EndpointConfig(pause_ms=200.0, **cfg), vad=vad)
+    judged = threading.Event()
+    answer: Future = Future()
+
+    def judge(pause) -> Future:
+        judged.set()
+        return answer
+
+    ep.on_pause = judge
+    events: list = []
+    fed = [0]
+
+    def feed() -> None:
+        for pos in range(0, len(x), 512):
+            events.extend(ep.process(x[pos:pos + 512]))
+            fed[0] = pos + 512
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    assert judged.wait(30.0)
+    feeder.join(2.0)
+    assert feeder.is_alive() and ep.judging  # waiting for the judge, the first sentence still in the buffer
+    held_at = fed[0]
+    assert 1.0 < held_at / SR - ep._judging[4] / SR <= ep._capacity / SR  # went on for a while first
+    answer.set_result(PAUSE_END)
+    # the second pause gets the same (already answered) future: END again
+    feeder.join(30.0)
+    assert not feeder.is_alive()
+    events += ep.flush()
+    assert [_key(e) for e in events] == now
+
+
+def test_listening_again_drops_a_decision_still_to_come(two_sentences: np.ndarray, vad: SileroVad) -> None:
+    x = two_sentences
+    ep = Endpointer(EndpointConfig(pause_ms=200.0), vad=vad, listening=False)
+    ep.listen(0.0, timeout_s=math.inf)
+    pending: list[Future] = []
+    ep.on_pause = lambda pause: pending.append(Future()) or pending[-1]
+    first, second = find_utterances(x, vad=vad)
+    first_gap_s = first.speech_end_s + 0.5  # inside the 1.5 s between the sentences, after the first one paused
+    n = int(first_gap_s * SR)
+    events = ep.process(x[:n])
+    assert ep.judging and len(pending) == 1 and not any(isinstance(e, Utterance) for e in events)
+    ep.listen(None, timeout_s=math.inf)  # e.g. a wake word: the utterance judged is abandoned
+    assert not ep.judging
+    pending[0].set_result(PAUSE_END)  # an answer that comes after all changes nothing
+    ep.on_pause = lambda pause: PAUSE_END
+    events = ep.process(x[n:]) + ep.flush()
+    (u,) = [e for e in events if isinstance(e, Utterance)]
+    assert abs(u.start_s - second.start_s) <= 0.04  # the second sentence only (windows counted from the listen)
