@@ -446,14 +446,8 @@ def test_the_stream_waits_for_a_judge_only_when_the_judged_audio_would_leave_the
     cfg = {"max_utterance_ms": 2500.0, "max_lookback_ms": 500.0}  # a buffer of about 4 s
     now = [_key(e) for e in _judged(PAUSE_END, x, vad, _fixed(512, len(x)), **cfg)[0]]
     ep = Endpointer(EndpointConfig(pause_ms=200.0, **cfg), vad=vad)
-    judged = threading.Event()
-    answer: Future = Future()
-
-    def judge(pause) -> Future:
-        judged.set()
-        return answer
-
-    ep.on_pause = judge
+    answer = _Answer()
+    ep.on_pause = lambda pause: answer  # the second pause gets the same (by then answered) future: END again
     events: list = []
     fed = [0]
 
@@ -464,17 +458,29 @@ def test_the_stream_waits_for_a_judge_only_when_the_judged_audio_would_leave_the
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    assert judged.wait(30.0)
-    feeder.join(2.0)
-    assert feeder.is_alive() and ep.judging  # waiting for the judge, the first sentence still in the buffer
-    held_at = fed[0]
-    assert 1.0 < held_at / SR - ep._judging[4] / SR <= ep._capacity / SR  # went on for a while first
+    assert answer.waited.wait(60.0)  # the stream waits for the judge...
+    assert ep.judging and feeder.is_alive()
+    # ... only once the judged utterance (from its audio start) would no longer fit the buffer
+    went_on_s = (fed[0] - ep._judging[4]) / SR
+    assert ep._capacity / SR - 512 * 8 / SR <= went_on_s <= ep._capacity / SR
     answer.set_result(PAUSE_END)
-    # the second pause gets the same (already answered) future: END again
-    feeder.join(30.0)
+    feeder.join(60.0)
     assert not feeder.is_alive()
     events += ep.flush()
     assert [_key(e) for e in events] == now
+
+
+class _Answer(Future):
+    """A judge's future that tells when the stream starts waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = threading.Event()
+
+    def result(self, timeout: float | None = None):
+        if not self.done():
+            self.waited.set()
+        return super().result(timeout)
 
 
 def test_listening_again_drops_a_decision_still_to_come(two_sentences: np.ndarray, vad: SileroVad) -> None:
