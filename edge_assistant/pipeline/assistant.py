@@ -311,6 +311,8 @@ class Assistant:
         self._suppress_until_s = 0.0
         self.suppressed_wakes = 0
         """Wake detections dropped while the assistant spoke (its own voice from the speakers)."""
+        self.judge_errors = 0
+        """Pause judgements that failed (logged; the command then ends by the usual trailing silence)."""
 
     @property
     def time_s(self) -> float:
@@ -431,7 +433,13 @@ class Assistant:
     def _judge(self, pause: Any) -> str:
         # on the judge's thread when in the background: _early is read by the stream's thread only after the
         # endpointer has taken this decision from the future, so after it was written
-        decision, heard = self.end_of_turn.judge(pause.audio)
+        try:
+            decision, heard = self.end_of_turn.judge(pause.audio)
+        except Exception:  # noqa: BLE001 - a failed speculative recognition must not end the command or the stream
+            log.exception("judging the pause at %.2f s failed; the usual trailing silence decides", pause.detected_s)
+            self.judge_errors += 1
+            self._early = None
+            return PAUSE_CONTINUE
         self._early = replace(heard, at_s=pause.detected_s) if decision in (PAUSE_END, PAUSE_END_LATER) else None
         return decision
 

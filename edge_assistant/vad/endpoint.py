@@ -495,15 +495,20 @@ class Endpointer:
             future, end, audio_end, early, _ = self._judging
             if not (wait or future.done()):
                 return
-            decision = future.result()
             self._judging = None
-            self._apply(decision, end, audio_end, early, events)
-            while self._held and self._judging is None:
-                if self._state == _IDLE:  # ended: what came after is not listened to
-                    self._held.clear()
-                    break
-                s, prob = self._held.popleft()
-                self._step(s, prob, events)
+            try:  # a judge that failed gives no decision, as if it had raised at once; what came after goes on
+                self._apply(future.result(), end, audio_end, early, events)
+            finally:
+                self._step_held(events)
+
+    def _step_held(self, events: list[Event]) -> None:
+        """Step the windows kept while judging, up to the end of the utterance or the next pause judged later."""
+        while self._held and self._judging is None:
+            if self._state == _IDLE:  # ended: what came after is not listened to
+                self._held.clear()
+                break
+            s, prob = self._held.popleft()
+            self._step(s, prob, events)
 
     def _score(self, s: int, window: np.ndarray) -> float:
         self._windows += 1

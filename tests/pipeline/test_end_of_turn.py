@@ -201,3 +201,21 @@ def test_a_wake_word_said_while_a_pause_is_judged_is_taken_once_the_decision_is_
     assert len([e for e in inline if isinstance(e, WakeHeard)]) == 2
     assert [(r.intent.name, r.detected_s) for r in background if isinstance(r, Replied)] == \
         [(r.intent.name, r.detected_s) for r in inline if isinstance(r, Replied)]
+
+
+def test_a_pause_judge_that_fails_leaves_the_command_to_the_trailing_silence(parts) -> None:
+    """A failed speculative recognition is logged and counted; the command still ends, by the usual silence."""
+    assistant = _assistant(parts, judged=True, background=True)
+    calls = [0]
+
+    def broken(audio):
+        calls[0] += 1
+        raise RuntimeError("the recogniser failed")
+
+    assistant.end_of_turn.hear = broken
+    try:
+        (reply,), _ = _replies(assistant, "How much range do I have left?", VOICES[0], 0)
+    finally:
+        assistant.close()
+    assert calls[0] >= 1 and assistant.judge_errors == calls[0]
+    assert reply.end_reason == "silence" and reply.intent.name == "vehicle.range"

@@ -501,3 +501,27 @@ def test_listening_again_drops_a_decision_still_to_come(two_sentences: np.ndarra
     events = ep.process(x[n:]) + ep.flush()
     (u,) = [e for e in events if isinstance(e, Utterance)]
     assert abs(u.start_s - second.start_s) <= 0.04  # the second sentence only (windows counted from the listen)
+
+
+def test_a_judge_that_fails_later_raises_once_and_the_stream_goes_on(two_sentences: np.ndarray,
+                                                                      vad: SileroVad) -> None:
+    x = two_sentences
+    plain = [e for e in _run(Endpointer(vad=vad), x, _fixed(512, len(x))) if isinstance(e, Utterance)]
+    ep = Endpointer(EndpointConfig(pause_ms=200.0), vad=vad)
+    failed: Future = Future()
+    failed.set_exception(RuntimeError("the recogniser failed"))
+    raised_before = [False]
+    ep.on_pause = lambda pause: PAUSE_CONTINUE if raised_before[0] else failed
+    events, raised = [], 0
+    for pos in range(0, len(x), 512):
+        try:
+            events += ep.process(x[pos:pos + 512])
+        except RuntimeError as exc:
+            assert "the recogniser failed" in str(exc)
+            raised += 1
+            raised_before[0] = True
+    events += ep.flush()
+    assert raised == 1 and not ep.judging
+    # no decision at that pause: both sentences end by the usual trailing silence, as without a judge
+    got = [e for e in events if isinstance(e, Utterance)]
+    assert [(u.reason, u.start_s) for u in got] == [(u.reason, u.start_s) for u in plain]
