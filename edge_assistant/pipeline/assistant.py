@@ -296,6 +296,9 @@ class Assistant:
         self.end_of_turn = end_of_turn
         self._early: Heard | None = None  # recognised at the pause that ended the command
         self._held_wakes: list[Any] = []  # detections that came while a pause was being judged
+        lookback_ms = getattr(getattr(endpointer, "config", None), "max_lookback_ms", 2000.0)
+        # how long a wake word may wait for the judge: the command after it is listened for from the look-back
+        self._hold_wakes_s = max(0.0, lookback_ms / 1000.0 - self.config.listen_offset_s - 0.5)
         self._captured_until_s = 0.0  # stream time at which the last command (or its listening) ended
         self._judge_thread = None
         if end_of_turn is not None:
@@ -372,7 +375,10 @@ class Assistant:
             # the one being captured is known once the decision is in
             self._held_wakes += detections
             if getattr(self.endpointer, "judging", False):
-                return events
+                if not self._held_wakes or self.time_s - self._held_wakes[0].time_s < self._hold_wakes_s:
+                    return events
+                # the wake word would leave the look-back it is listened from: wait for the judge
+                events.extend(self._handle_endpoint(self.endpointer.settle()))
             detections, self._held_wakes = self._held_wakes, []
             return events + self._take_wakes(detections, held=True)
         return events + self._take_wakes(detections)

@@ -462,6 +462,13 @@ class Endpointer:
             out[first:n] = ring[:n - first]
         return out
 
+    def settle(self) -> list[Event]:
+        """Wait for the decision of a pause still being judged and return the events it completes (none if
+        nothing is being judged); for a caller that cannot let the stream run further ahead of the judge."""
+        events: list[Event] = []
+        self._settle(events, wait=True)
+        return events
+
     @property
     def judging(self) -> bool:
         """A pause judge's decision is still to come (the windows since are kept, not yet stepped)."""
@@ -495,9 +502,15 @@ class Endpointer:
             future, end, audio_end, early, _ = self._judging
             if not (wait or future.done()):
                 return
+            try:
+                decision = future.result()  # waits here, still judging, when told to wait
+            except BaseException:
+                self._judging = None
+                self._step_held(events)  # a judge that failed gives no decision; what came after goes on
+                raise
             self._judging = None
-            try:  # a judge that failed gives no decision, as if it had raised at once; what came after goes on
-                self._apply(future.result(), end, audio_end, early, events)
+            try:
+                self._apply(decision, end, audio_end, early, events)
             finally:
                 self._step_held(events)
 

@@ -59,11 +59,7 @@ def _assistant(parts, judged: bool, background: bool = False, hear_gate: threadi
 
 def _replies(assistant: Assistant, command: str, voice: str, seed: int, **turn) -> tuple[list[Replied], Any]:
     scene = build_scene([SceneTurn(command, voice=voice, **turn)], snr_db=15.0, seed=seed)
-    events = []
-    for i in range(0, scene.pcm.size, CHUNK):
-        events += assistant.feed(scene.pcm[i : i + CHUNK])
-    events += assistant.flush()
-    return [e for e in events if isinstance(e, Replied)], scene.segments[0]
+    return _replies_of(assistant, scene)[0], scene.segments[0]
 
 
 @pytest.mark.parametrize("voice", VOICES)
@@ -219,3 +215,33 @@ def test_a_pause_judge_that_fails_leaves_the_command_to_the_trailing_silence(par
         assistant.close()
     assert calls[0] >= 1 and assistant.judge_errors == calls[0]
     assert reply.end_reason == "silence" and reply.intent.name == "vehicle.range"
+
+
+def test_a_stream_fed_faster_than_the_judge_waits_before_a_held_wake_word_leaves_the_look_back(parts) -> None:
+    """Audio fed as fast as it comes (a file, an accelerated soak) runs ahead of a slow judge; a wake word held
+    for the judge's decision must not wait longer than the look-back it is listened from, so the stream waits
+    for the judge there, and both commands are the ones an inline judge gives."""
+    turns = [SceneTurn("How much range do I have left?", silence_after_s=0.6),
+             SceneTurn("What does the warning light mean?")]
+    scene = build_scene(turns, snr_db=15.0, seed=3)
+    inline, _ = _replies_of(_assistant(parts, judged=True), scene)
+    gate = threading.Event()
+    assistant = _assistant(parts, judged=True, background=True, hear_gate=gate)
+    release = threading.Timer(0.5, gate.set)  # a judge that takes half a second of wall time, each time
+    release.start()
+    try:
+        background, events = _replies_of(assistant, scene)
+    finally:
+        release.cancel()
+        gate.set()
+        assistant.close()
+    assert len(inline) == 2
+    assert [(r.intent.name, r.detected_s) for r in background] == [(r.intent.name, r.detected_s) for r in inline]
+
+
+def _replies_of(assistant: Assistant, scene: Any) -> tuple[list[Replied], list]:
+    events = []
+    for i in range(0, scene.pcm.size, CHUNK):
+        events += assistant.feed(scene.pcm[i : i + CHUNK])
+    events += assistant.flush()
+    return [e for e in events if isinstance(e, Replied)], events
