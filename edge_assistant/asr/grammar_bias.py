@@ -21,7 +21,7 @@ Decoding with a grammar (:meth:`GrammarBias.choose`, called by the recogniser):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,40 @@ class GrammarBiasConfig:
             raise ConfigError(f"grammar top_k: {self.top_k}; expected 1..1000")
 
 
+#: Entries per generation of each of the automaton's memos (state sets after a character, a token, epsilons).
+#: The sets a wildcard can reach have no bound, so a memo of every one grew the device by about 0.1 MB per
+#: recognition of unfamiliar speech (the soak, benchmarks/RESULTS.md); at most two generations are kept (about
+#: 170 bytes an entry).
+MEMO_LIMIT = 20_000
+
+
+class _Memo:
+    """A memo that keeps at most two generations of ``limit`` entries: when the new one is full it becomes the
+    old one (the one before is dropped) and a new one starts; an old entry used again moves to the new one, so
+    what is in use stays and what is not is forgotten."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._new: dict = {}
+        self._old: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+    def get(self, key: Hashable) -> Any:
+        hit = self._new.get(key)
+        if hit is None:
+            hit = self._old.pop(key, None)
+            if hit is not None:
+                self.put(key, hit)
+        return hit
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if len(self._new) >= self.limit:
+            self._old, self._new = self._new, {}
+        self._new[key] = value
+
+
 class _Automaton:
     """Character NFA: ``chars[s]`` char -> targets, ``classes[s]`` (class, target), ``eps[s]`` targets."""
 
@@ -95,8 +129,8 @@ class _Automaton:
         self.classes: list[list[tuple[str, int]]] = []
         self.eps: list[list[int]] = []
         self.numeric: set[int] = set()  # states inside a number, where punctuation is not skipped
-        self._closure: dict[frozenset[int], frozenset[int]] = {}
-        self._moves: dict[tuple[frozenset[int], str], frozenset[int]] = {}
+        self._closure: _Memo = _Memo(MEMO_LIMIT)
+        self._moves: _Memo = _Memo(MEMO_LIMIT)
 
     def new(self) -> int:
         self.chars.append({})
@@ -156,7 +190,7 @@ class _Automaton:
                     out.add(t)
                     todo.append(t)
         res = frozenset(out)
-        self._closure[states] = res
+        self._closure.put(states, res)
         return res
 
     def _move1(self, states: Iterable[int], c: str) -> set[int]:
@@ -186,7 +220,7 @@ class _Automaton:
             nxt = grown
         elif c in _SKIP:  # punctuation may stand anywhere, except inside a number ("20.5" is not "205")
             nxt = nxt | frozenset(st for st in states if st not in self.numeric)
-        self._moves[key] = nxt
+        self._moves.put(key, nxt)
         return nxt
 
 
@@ -228,7 +262,7 @@ class GrammarBias:
                     todo.append(s_)
         self._ends = frozenset(ends)
         self._texts: dict[int, str] = {}
-        self._tokens: dict[tuple[frozenset[int], int], frozenset[int]] = {}
+        self._tokens: _Memo = _Memo(MEMO_LIMIT)
 
     @property
     def states(self) -> int:
@@ -256,7 +290,7 @@ class GrammarBias:
             s = self._nfa.move(s, c)
             if not s:
                 break
-        self._tokens[key] = s
+        self._tokens.put(key, s)
         return s
 
     def can_end(self, state: frozenset[int]) -> bool:

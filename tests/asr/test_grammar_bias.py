@@ -110,3 +110,43 @@ def test_a_free_transcript_in_the_grammar_outweighs_the_no_speech_gate(recognize
     assert kept.extra["no_speech_overruled"] and bias.accepts_text(kept.text) and kept.stop_reason != "no_speech"
     other = gate.transcribe(_speech("the weather is lovely in the mountains today"), grammar=bias)
     assert other.text == "" and other.stop_reason == "no_speech" and "no_speech_overruled" not in other.extra
+
+
+def test_the_automaton_memos_stay_bounded_and_forgetting_changes_no_answer(recognizer, monkeypatch) -> None:
+    """A wildcard reaches state sets without bound, so each memo keeps at most two generations; a memo that
+    forgets gives the same answers (they are recomputed)."""
+    import random
+
+    from edge_assistant.asr import grammar_bias as gb
+
+    rng = random.Random(0)
+    words = ["set", "the", "temperature", "to", "21", "degrees", "navigate", "lake", "garda", "how", "much",
+             "charge", "is", "left", "heating", "19.5", "play", "jazz"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 7))) for _ in range(400)]
+    texts += ["navigate to " + "".join(rng.choice("abcdefghij ") for _ in range(12)) for _ in range(400)]
+    unbounded = GrammarBias(TEMPLATES, recognizer.tokenizer)
+    want = [(unbounded.accepts_text(t), unbounded.is_prefix(t)) for t in texts]
+    monkeypatch.setattr(gb, "MEMO_LIMIT", 50)
+    small = GrammarBias(TEMPLATES, recognizer.tokenizer)
+    got = [(small.accepts_text(t), small.is_prefix(t)) for t in texts]
+    assert got == want
+    assert len(unbounded._nfa._moves) > 2 * 50  # these texts do reach many state sets
+    for memo in (small._nfa._moves, small._nfa._closure, small._tokens):
+        assert len(memo) <= 2 * 50
+    for token in range(200, 2200, 7):  # token walks too: the same states through the memo as without it
+        assert small.advance(small.initial(), token) == unbounded.advance(unbounded.initial(), token)
+    assert len(small._tokens) <= 2 * 50
+
+
+def test_a_memo_keeps_what_is_used() -> None:
+    from edge_assistant.asr.grammar_bias import _Memo
+
+    memo = _Memo(3)
+    for k in "abc":
+        memo.put(k, k.upper())
+    memo.put("d", "D")  # the first generation is full: a, b, c are now the old one
+    assert memo.get("a") == "A"  # used again: carried into the new generation
+    memo.put("e", "E")
+    memo.put("f", "F")  # the new one (d, a, e) was full: it becomes the old one, b and c are forgotten
+    assert memo.get("b") is None and memo.get("c") is None
+    assert memo.get("a") == "A" and memo.get("d") == "D" and len(memo) <= 6
