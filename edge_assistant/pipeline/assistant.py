@@ -370,18 +370,23 @@ class Assistant:
         ep_events = self.endpointer.process(pcm)
         self._samples += int(pcm.size)
         events.extend(self._handle_endpoint(ep_events))
-        if self._held_wakes or getattr(self.endpointer, "judging", False):
-            # a pause is being judged in the background: whether a wake word starts a command or falls inside
-            # the one being captured is known once the decision is in
-            self._held_wakes += detections
-            if getattr(self.endpointer, "judging", False):
-                if not self._held_wakes or self.time_s - self._held_wakes[0].time_s < self._hold_wakes_s:
-                    return events
-                # the wake word would leave the look-back it is listened from: wait for the judge
-                events.extend(self._handle_endpoint(self.endpointer.settle()))
-            detections, self._held_wakes = self._held_wakes, []
-            return events + self._take_wakes(detections, held=True)
-        return events + self._take_wakes(detections)
+        judging = getattr(self.endpointer, "judging", False)
+        if not (judging or self._held_wakes):
+            return events + self._take_wakes(detections)
+        # a pause is being judged in the background: whether a wake word starts a command or falls inside the
+        # one being captured is known once the decision is in
+        self._held_wakes += detections
+        if judging:
+            if not self._held_wakes or self.time_s - self._held_wakes[0].time_s < self._hold_wakes_s:
+                return events
+            # the wake word would leave the look-back it is listened from: wait for the judge
+            events.extend(self._handle_endpoint(self.endpointer.settle()))
+        return events + self._release_held_wakes()
+
+    def _release_held_wakes(self) -> list[PipelineEvent]:
+        """The wake words held while a pause was judged, taken now that the decision is in."""
+        detections, self._held_wakes = self._held_wakes, []
+        return self._take_wakes(detections, held=True)
 
     def _take_wakes(self, detections: list[Any], held: bool = False) -> list[PipelineEvent]:
         events: list[PipelineEvent] = []
@@ -416,8 +421,7 @@ class Assistant:
         the wake words held for it)."""
         events = self._handle_endpoint(self.endpointer.flush()) if self._capturing else []
         if self._held_wakes:
-            detections, self._held_wakes = self._held_wakes, []
-            events += self._take_wakes(detections, held=True)
+            events += self._release_held_wakes()
             if self._capturing:
                 events += self._handle_endpoint(self.endpointer.flush())
         return events

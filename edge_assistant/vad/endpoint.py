@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -240,6 +241,19 @@ class EndpointStats:
 
 # --- the endpointer ---------------------------------------------------------------------------------
 
+
+class _Judging(NamedTuple):
+    """A pause whose decision is still to come from another thread."""
+
+    future: Future
+    end: int
+    """Stream sample of the window at which the pause was judged."""
+    audio_end: int
+    early: bool
+    audio_start: int
+    """First sample of the judged audio: it must stay in the ring until the decision is in."""
+
+
 _IDLE, _LISTENING, _CANDIDATE, _SPEECH = "idle", "listening", "candidate", "speech"
 
 
@@ -355,7 +369,7 @@ class Endpointer:
         step = max(self._w, self._capacity // 4)
         for pos in range(0, samples.size, step):
             piece = samples[pos:pos + step]
-            if self._judging is not None and self._n + piece.size - self._capacity > self._judging[4]:
+            if self._judging is not None and self._n + piece.size - self._capacity > self._judging.audio_start:
                 self._settle(events, wait=True)  # the judged audio would leave the ring: wait for the judge
             self._write(piece)
             if self._state != _IDLE:
@@ -492,25 +506,25 @@ class Endpointer:
 
     def _drop_judgement(self) -> None:
         """Forget a decision still to come and the windows kept for it (the utterance is abandoned)."""
-        self._judging: tuple[Future, int, int, bool, int] | None = None  # (future, end, audio end, early, audio start)
+        self._judging: _Judging | None = None
         self._held: deque[tuple[int, float]] = deque()  # (window start, probability) scored while judging
 
     def _settle(self, events: list[Event], wait: bool = False) -> None:
         """Apply the judge's decision once it is in (``wait``: wait for it), then step the windows kept
         meanwhile, exactly as they would have been stepped had it come at once."""
         while self._judging is not None:
-            future, end, audio_end, early, _ = self._judging
-            if not (wait or future.done()):
+            pending = self._judging
+            if not (wait or pending.future.done()):
                 return
             try:
-                decision = future.result()  # waits here, still judging, when told to wait
+                decision = pending.future.result()  # waits here, still judging, when told to wait
             except BaseException:
                 self._judging = None
                 self._step_held(events)  # a judge that failed gives no decision; what came after goes on
                 raise
             self._judging = None
             try:
-                self._apply(decision, end, audio_end, early, events)
+                self._apply(decision, pending.end, pending.audio_end, pending.early, events)
             finally:
                 self._step_held(events)
 
@@ -622,7 +636,7 @@ class Endpointer:
                             self._read(audio_start, audio_end), early)
         decision = self.on_pause(pause)
         if isinstance(decision, Future):
-            self._judging = (decision, end, audio_end, early, audio_start)
+            self._judging = _Judging(decision, end, audio_end, early, audio_start)
             return
         self._apply(decision, end, audio_end, early, events)
 

@@ -183,7 +183,7 @@ def test_a_wake_word_said_while_a_pause_is_judged_is_taken_once_the_decision_is_
                     assert assistant.endpointer.judging  # the second "Alexa" is in, the first pause still judged
                     assert sum(isinstance(e, WakeHeard) for e in events) == 1
                     gate.set()
-                    assistant.endpointer._judging[0].result(timeout=60)  # as in real time: answered within a chunk
+                    assistant.endpointer._judging.future.result(timeout=60)  # as in real time: answered within a chunk
                 events += assistant.feed(scene.pcm[i : i + CHUNK])
             events += assistant.flush()
         finally:

@@ -461,7 +461,7 @@ def test_the_stream_waits_for_a_judge_only_when_the_judged_audio_would_leave_the
     assert answer.waited.wait(60.0)  # the stream waits for the judge...
     assert ep.judging and feeder.is_alive()
     # ... only once the judged utterance (from its audio start) would no longer fit the buffer
-    went_on_s = (fed[0] - ep._judging[4]) / SR
+    went_on_s = (fed[0] - ep._judging.audio_start) / SR
     assert ep._capacity / SR - 512 * 8 / SR <= went_on_s <= ep._capacity / SR
     answer.set_result(PAUSE_END)
     feeder.join(60.0)
