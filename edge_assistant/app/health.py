@@ -9,7 +9,7 @@ Verdicts:
 
 * ``ok``: models loaded and audio flowing, no warning;
 * ``degraded``: the assistant works but something it reads is missing or old (CAN silent, no GNSS fix,
-  an ECU not answering, capture overruns since the last report); answers say so;
+  an ECU not answering, capture overruns or failed pause judgements since the last report); answers say so;
 * ``failing``: no fresh report (the process is dead or hung), models not loaded, or no audio for
   :data:`AUDIO_STALL_S` seconds (microphone gone). Only this fails the mark-good check.
 """
@@ -68,7 +68,7 @@ class HealthReport:
 
 
 def judge(audio: Mapping[str, Any], models_loaded: bool, vehicle: Mapping[str, Any] | None,
-          new_overruns: int = 0) -> tuple[str, tuple[str, ...]]:
+          new_overruns: int = 0, new_judge_errors: int = 0) -> tuple[str, tuple[str, ...]]:
     """The verdict and its reasons from the figures (pure, so the rules are tested on their own)."""
     failing: list[str] = []
     warnings: list[str] = []
@@ -81,6 +81,9 @@ def judge(audio: Mapping[str, Any], models_loaded: bool, vehicle: Mapping[str, A
         failing.append(f"audio not flowing (capture {state}, last chunk {last})")
     if new_overruns:
         warnings.append(f"{new_overruns} capture overrun(s) since the last report")
+    if new_judge_errors:
+        warnings.append(f"{new_judge_errors} pause judgement(s) failed since the last report "
+                        "(those commands waited for the trailing silence)")
     if vehicle is not None:
         frame_age = vehicle.get("last_frame_age_s")
         if not vehicle.get("connected"):

@@ -67,6 +67,7 @@ class RunStats:
     speech_interrupted: int = 0
     speech_errors: int = 0
     suppressed_wakes: int = 0  # wake detections dropped while the assistant spoke
+    judge_errors: int = 0  # pause judgements that failed (the trailing silence then ended the command)
     barge_ins: int = 0
     follow_ups: int = 0
     max_chunk_ms: float = 0.0  # the slowest wake+endpoint step
@@ -126,6 +127,7 @@ class App:
         self._emit_lock = threading.Lock()
         self._last_verdict: tuple[str, tuple[str, ...]] | None = None
         self._overruns_reported = 0
+        self._judge_errors_reported = 0
         self._capture_state = ""
         self.speech = None
         self._speech_events: queue.SimpleQueue = queue.SimpleQueue()  # speaker thread -> pipeline thread
@@ -242,6 +244,7 @@ class App:
         t0 = time.perf_counter()
         events = self.assistant.feed(chunk)
         self.stats.suppressed_wakes = self.assistant.suppressed_wakes
+        self.stats.judge_errors = self.assistant.judge_errors
         self.stats.max_chunk_ms = max(self.stats.max_chunk_ms, (time.perf_counter() - t0) * 1e3)
         self.stats.chunks += 1
         self.stats.samples += int(chunk.size)
@@ -330,8 +333,10 @@ class App:
         audio = _capture_dict(cs)
         new_overruns = max(0, audio.get("overruns", 0) - self._overruns_reported)
         self._overruns_reported = audio.get("overruns", 0)
+        new_judge_errors = self.stats.judge_errors - self._judge_errors_reported
+        self._judge_errors_reported = self.stats.judge_errors
         vehicle = self.vehicle.health().to_dict() if self.vehicle is not None else None
-        status, problems = judge(audio, self.models_loaded, vehicle, new_overruns)
+        status, problems = judge(audio, self.models_loaded, vehicle, new_overruns, new_judge_errors)
         uplink = {"enabled": bool(self.uplink and self.uplink.config.enabled)}
         if self.uplink is not None and self.uplink.config.enabled:
             uplink |= asdict(self.uplink.stats)

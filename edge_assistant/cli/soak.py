@@ -83,7 +83,7 @@ def _print(r: dict) -> None:
     print(f"{r['audio_s']} s of audio in {r['wall_s']} s ({r['speed_x']}x), process CPU "
           f"{100 * r['process_cpu_share']:.0f} % of one core")
     print(f"commands: {r['commands_spoken']} spoken, {r['replies']} answered {r['intents']}; "
-          f"{r['responder_errors']} responder error(s)")
+          f"{r['responder_errors']} responder error(s), {r['judge_errors']} failed pause judgement(s)")
     print(f"memory: RSS {m['rss_mb_after_warmup']} -> {m['rss_mb_end']} MB after warm-up (growth "
           f"{m['rss_growth_mb_after_warmup']} MB, slope {m['rss_slope_mb_per_h']} MB/h, max {m['rss_max_mb']} MB); "
           f"fds {m['fds_after_warmup']} -> {m['fds_end']}")

@@ -53,6 +53,12 @@ def test_silent_bus_missing_fix_and_overruns_degrade_but_do_not_fail() -> None:
     assert any("not connected (No such device)" in p for p in judge(FLOWING, True, down)[1])
 
 
+def test_failed_pause_judgements_degrade_and_are_counted_since_the_last_report() -> None:
+    status, problems = judge(FLOWING, True, CAN_OK, new_judge_errors=2)
+    assert status == "degraded" and any("2 pause judgement(s) failed" in p for p in problems)
+    assert judge(FLOWING, True, CAN_OK, new_judge_errors=0) == ("ok", ())
+
+
 def _report(status: str = "ok", at: float | None = None) -> HealthReport:
     return HealthReport(status, (), time.time() if at is None else at, 12.0, dict(FLOWING), {"loaded": True})
 

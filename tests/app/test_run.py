@@ -131,7 +131,7 @@ def test_run_answers_a_spoken_scene_from_the_live_demo_car(alsa_fifo_mic: Path, 
     assert "rear left" in tyres["text"] and all(v["age_s"] < 10 for v in tyres["values"] if not v["missing"])
     assert "P0AA6" in warnings["text"] and "UDS 19 02" in warnings["text"]
     stopped = events[-1]
-    assert stopped["replies"] == 2 and stopped["responder_errors"] == 0
+    assert stopped["replies"] == 2 and stopped["responder_errors"] == 0 and stopped["judge_errors"] == 0
     assert stopped["audio_s"] == pytest.approx(audio_s, abs=0.1)
 
     health_events = [e for e in events if e["event"] == "health"]

@@ -33,7 +33,7 @@ def test_every_fault_is_counted_and_recovered_and_every_command_answered(tmp_pat
     r = run_soak(cfg, tmp_path / "soak")
     assert r["audio_s"] == pytest.approx(100.0, abs=0.1)
     assert r["commands_spoken"] >= 10
-    assert r["replies"] == r["commands_spoken"] and r["responder_errors"] == 0
+    assert r["replies"] == r["commands_spoken"] and r["responder_errors"] == 0 and r["judge_errors"] == 0
 
     f = r["faults"]
     assert set(f["by_kind"]) == set(FAULTS)
