@@ -1,8 +1,9 @@
 """Grammar-aware recognition: prefer a sentence of the active grammar when the audio fits one.
 
 The grammar comes in as plain data built by the caller (the asr layer knows nothing of intents): a
-nested expression of literal text, :func:`seq`, :func:`alt`, :func:`opt` and the two slot classes
-:data:`NUMBER` (digits, as a range slot is written) and :data:`ANY` (free text, a wildcard slot). It is
+nested expression of literal text, :func:`seq`, :func:`alt`, :func:`opt`, :func:`names` (one of a long list
+of known values, such as a gazetteer of places) and the two slot classes :data:`NUMBER` (digits, as a range
+slot is written) and :data:`ANY` (free text, a wildcard slot). It is
 compiled into a character-level automaton (Thompson construction) over lower-cased text, so the
 templates are never expanded (the car domain would be millions of sentences) and a token is checked by
 the characters it writes: one space in a token stands for any run of template spaces, and ``,.?!;:``
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from edge_assistant.asr.recognizer import Hypothesis, WhisperRecognizer
     from edge_assistant.asr.tokenizer import WhisperTokenizer
 
-__all__ = ["ANY", "NUMBER", "GrammarBias", "GrammarBiasConfig", "alt", "opt", "seq"]
+__all__ = ["ANY", "NUMBER", "GrammarBias", "GrammarBiasConfig", "alt", "names", "opt", "seq"]
 
 #: A number written with digits (range slots): digits, then at most one "." or "," with more digits.
 NUMBER = ("number",)
@@ -60,6 +61,16 @@ def opt(item: Expr) -> tuple:
     return ("alt", (item, ""))
 
 
+def names(values: Iterable[str]) -> tuple:
+    """One of ``values`` (each written as it is said: "new york"). Unlike :func:`alt`, every use of the same
+    list shares one character trie in the compiled automaton, so a gazetteer of thousands of places costs its
+    trie once however many sentences refer to it."""
+    vals = tuple(sorted({v.strip().lower() for v in values if v.strip()}))
+    if not vals:
+        raise DataFormatError("grammar", "names() without a value; expected at least one")
+    return ("names", vals)
+
+
 @dataclass(frozen=True)
 class GrammarBiasConfig:
     """How strongly the grammar is preferred."""
@@ -75,6 +86,9 @@ class GrammarBiasConfig:
     """Beams of the constrained search (independent of the free decoding's beam)."""
     top_k: int = 40
     """Most likely tokens per beam and step checked against the grammar."""
+    known_max_drop: float = 1.0
+    """Largest loss in log-probability per token (nats) accepted for narrowing a free-text slot to a known value
+    (a place of the gazetteer) over the free text the grammar took."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("constrain", "rescore"):
@@ -85,7 +99,12 @@ class GrammarBiasConfig:
             raise ConfigError(f"grammar beam_size: {self.beam_size}; expected 1..16")
         if not 1 <= self.top_k <= 1000:
             raise ConfigError(f"grammar top_k: {self.top_k}; expected 1..1000")
+        if not 0.0 <= self.known_max_drop <= 20.0:
+            raise ConfigError(f"grammar known_max_drop: {self.known_max_drop}; expected 0..20 nats per token")
 
+
+#: Tokens the narrowed search (``known``) may write beyond the transcript it re-reads.
+KNOWN_EXTRA_TOKENS = 5
 
 #: Entries per generation of each of the automaton's memos (state sets after a character, a token, epsilons).
 #: The sets a wildcard can reach have no bound, so a memo of every one grew the device by about 0.1 MB per
@@ -121,14 +140,26 @@ class _Memo:
         self._new[key] = value
 
 
+#: States at and above this number stand for (use of a :func:`names` list, node of its trie): ``_VIRTUAL +
+#: (use << _NODE_BITS) + node``. A trie is stored once; each use only records where it goes on after a name.
+_VIRTUAL = 1 << 40
+_NODE_BITS = 24
+
+
 class _Automaton:
-    """Character NFA: ``chars[s]`` char -> targets, ``classes[s]`` (class, target), ``eps[s]`` targets."""
+    """Character NFA: ``chars[s]`` char -> targets, ``classes[s]`` (class, target), ``eps[s]`` targets; plus the
+    tries of :func:`names` lists (``trie_next[node]`` char -> node, ``trie_end``: nodes that end a value), entered
+    through virtual states (see :data:`_VIRTUAL`) whose continuation is ``uses[use]``."""
 
     def __init__(self) -> None:
         self.chars: list[dict[str, list[int]]] = []
         self.classes: list[list[tuple[str, int]]] = []
         self.eps: list[list[int]] = []
         self.numeric: set[int] = set()  # states inside a number, where punctuation is not skipped
+        self.trie_next: list[dict[str, int]] = []
+        self.trie_end: set[int] = set()
+        self._trie_roots: dict[tuple[str, ...], int] = {}
+        self.uses: list[int] = []
         self._closure: _Memo = _Memo(MEMO_LIMIT)
         self._moves: _Memo = _Memo(MEMO_LIMIT)
 
@@ -155,6 +186,14 @@ class _Automaton:
             self.classes[start].append(("word", s))
             self.classes[s].append(("all", s))
             return s
+        if kind == "names" and len(expr) == 2 and expr[1]:
+            root = self._trie(expr[1])
+            end = self.new()
+            if len(self.trie_next) >= 1 << _NODE_BITS:
+                raise DataFormatError(where, f"names lists of {len(self.trie_next)} trie nodes; at most {1 << _NODE_BITS}")
+            self.uses.append(end)
+            self.eps[start].append(_VIRTUAL + ((len(self.uses) - 1) << _NODE_BITS) + root)
+            return end
         if expr == NUMBER:  # digits, then at most one "." or "," and more digits ("21", "21.5", "20,000")
             whole, sep, frac, end = self.new(), self.new(), self.new(), self.new()
             self.classes[start].append(("digit", whole))
@@ -177,7 +216,37 @@ class _Automaton:
                 self.eps[start].append(s)
                 self.eps[self.build(item, s, f"{where}/alt[{i}]")].append(end)
             return end
-        raise DataFormatError(where, f"{expr!r:.60}; expected ('seq', items), ('alt', items), NUMBER or ANY")
+        raise DataFormatError(where, f"{expr!r:.60}; expected ('seq', items), ('alt', items), ('names', values), "
+                                     "NUMBER or ANY")
+
+    def _trie(self, values: tuple[str, ...]) -> int:
+        """The root of the trie of ``values`` (built once per distinct list)."""
+        root = self._trie_roots.get(values)
+        if root is None:
+            root = self._trie_roots[values] = len(self.trie_next)
+            self.trie_next.append({})
+            for v in values:
+                node = root
+                for c in v:
+                    nxt = self.trie_next[node].get(c)
+                    if nxt is None:
+                        nxt = self.trie_next[node][c] = len(self.trie_next)
+                        self.trie_next.append({})
+                    node = nxt
+                self.trie_end.add(node)
+        return root
+
+    def _eps(self, s: int) -> Iterable[int]:
+        if s < _VIRTUAL:
+            return self.eps[s]
+        node = (s - _VIRTUAL) & ((1 << _NODE_BITS) - 1)
+        return (self.uses[(s - _VIRTUAL) >> _NODE_BITS],) if node in self.trie_end else ()
+
+    def next_chars(self, s: int) -> Iterable[str]:
+        """The characters state ``s`` has a transition on (classes aside)."""
+        if s < _VIRTUAL:
+            return self.chars[s]
+        return self.trie_next[(s - _VIRTUAL) & ((1 << _NODE_BITS) - 1)]
 
     def closure(self, states: frozenset[int]) -> frozenset[int]:
         hit = self._closure.get(states)
@@ -185,7 +254,7 @@ class _Automaton:
             return hit
         out, todo = set(states), list(states)
         while todo:
-            for t in self.eps[todo.pop()]:
+            for t in self._eps(todo.pop()):
                 if t not in out:
                     out.add(t)
                     todo.append(t)
@@ -196,6 +265,12 @@ class _Automaton:
     def _move1(self, states: Iterable[int], c: str) -> set[int]:
         out: set[int] = set()
         for s in states:
+            if s >= _VIRTUAL:
+                use, node = divmod(s - _VIRTUAL, 1 << _NODE_BITS)
+                nxt = self.trie_next[node].get(c)
+                if nxt is not None:
+                    out.add(_VIRTUAL + (use << _NODE_BITS) + nxt)
+                continue
             out.update(self.chars[s].get(c, ()))
             for cls, t in self.classes[s]:
                 if (cls == "all" or (cls == "word" and c != " ") or (cls == "digit" and c in _DIGITS)
@@ -230,14 +305,19 @@ class GrammarBias:
     ``grammar``: an expression (see the module docstring) or an iterable of them (one per sentence
     template; each is one alternative). ``tokenizer``: the recogniser's :class:`WhisperTokenizer`.
     ``fits``: a free transcript the caller takes as it is, with no constrained search (its own reading of the
-    text, "80%" as "80 percent"); without it, only a text the grammar accepts as written.
+    text, "80%" as "80 percent"); without it, only a text the grammar accepts as written. ``known``: the same
+    grammar with its free-text slots narrowed to known values (:func:`names`, a gazetteer of places): a
+    transcript whose free text is none of them is searched again inside ``known`` and replaced when that costs at
+    most ``config.known_max_drop`` (see :meth:`choose`).
     """
 
     def __init__(self, grammar: Expr | Iterable[Expr], tokenizer: WhisperTokenizer,
-                 config: GrammarBiasConfig | None = None, fits: Callable[[str], bool] | None = None) -> None:
+                 config: GrammarBiasConfig | None = None, fits: Callable[[str], bool] | None = None,
+                 known: GrammarBias | None = None) -> None:
         self.config = config or GrammarBiasConfig()
         self.tokenizer = tokenizer
         self.fits = fits
+        self.known = known
         items = (grammar,) if isinstance(grammar, (str, tuple)) else tuple(grammar)
         if not items:
             raise DataFormatError("grammar", "no sentences; expected at least one template")
@@ -314,9 +394,9 @@ class GrammarBias:
         "heated seats", "21" → "215", a free-text slot): the audio may have been cut mid-word."""
         nfa = self._nfa
         for st in self._walk_text(text):
-            if any(c != " " and c not in _SKIP for c in nfa.chars[st]):
+            if any(c != " " and c not in _SKIP for c in nfa.next_chars(st)):
                 return True
-            if any(cls in ("digit", "word", "all") for cls, _ in nfa.classes[st]):
+            if st < _VIRTUAL and any(cls in ("digit", "word", "all") for cls, _ in nfa.classes[st]):
                 return True
         return False
 
@@ -339,9 +419,40 @@ class GrammarBias:
                 if nxt:
                     yield t, nxt
 
+    def _in_grammar(self, text: str) -> bool:
+        return self.accepts_text(text) or (self.fits is not None and self.fits(text))
+
     def choose(self, rec: WhisperRecognizer, hyps: list[Hypothesis], cross: dict[str, np.ndarray], budget: int,
                first: tuple[np.ndarray, list[Any]], extra: dict) -> Hypothesis:
-        """The hypothesis to report: free, rescored or constrained (``extra`` records which and why)."""
+        """The hypothesis to report: free, rescored or constrained (``extra`` records which and why).
+
+        With ``known``, a result inside the grammar whose free text is no known value ("can I make it to some
+        music") is searched once more with the free text narrowed to the known values; the known sentence
+        replaces it when its length-normalised log-probability is at most ``known_max_drop`` below. A place
+        that is not in the list keeps its free text when the audio does not fit any known one that well."""
+        pick = self._choose(rec, hyps, cross, budget, first, extra)
+        known = self.known
+        if known is None or extra["grammar"] in ("free_no_fit", "free_better"):
+            return pick
+        text = rec.tokenizer.decode(pick.tokens)
+        if known._in_grammar(text):
+            return pick
+        # a place read differently changes the length by a few tokens: a longer search finds nothing better
+        budget = min(budget, len(pick.tokens) + KNOWN_EXTRA_TOKENS)
+        found = rec.beam_search(cross, budget, known.config.beam_size, grammar=known, first=first)
+        alt_pick = next((h for h in found if h.reason == "eot"), None)
+        if alt_pick is None:
+            extra["known"] = "no_fit"
+            return pick
+        extra.update(known_text=rec.tokenizer.decode(alt_pick.tokens), known_score=alt_pick.score)
+        if alt_pick.score < pick.score - self.config.known_max_drop:
+            extra["known"] = "free_text_better"
+            return pick
+        extra["known"] = "replaced"
+        return alt_pick
+
+    def _choose(self, rec: WhisperRecognizer, hyps: list[Hypothesis], cross: dict[str, np.ndarray], budget: int,
+                first: tuple[np.ndarray, list[Any]], extra: dict) -> Hypothesis:
         cfg, tok = self.config, rec.tokenizer
         free = hyps[0]
         free_text = tok.decode(free.tokens)

@@ -9,26 +9,29 @@ car domain's templates stand for millions of sentences.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge_assistant.asr import grammar_bias as gb
 from edge_assistant.intents.tolerant import TolerantConfig, clean
 
 
-def grammar_expression(grammar: Any) -> list:
+def grammar_expression(grammar: Any, known: Mapping[str, Sequence[str]] | None = None) -> list:
     """The grammar's sentence templates as expressions for :class:`~edge_assistant.asr.grammar_bias.GrammarBias`
-    (range slots become NUMBER, wildcard slots ANY, text lists their values)."""
+    (range slots become NUMBER, wildcard slots ANY, text lists their values). ``known``: wildcard lists narrowed
+    to known values (list name -> values, e.g. ``{"place": gazetteer}``)."""
     intents = grammar.intents
+    narrowed = {name: gb.names(values) for name, values in (known or {}).items()}
     out: list = []
     for intent in intents.intents.values():
         for data in intent.data:
             rules = {**intents.expansion_rules, **data.expansion_rules}
             lists = {**intents.slot_lists, **data.slot_lists}
-            out += [_expr(s.expression, rules, lists) for s in data.sentences]
+            out += [_expr(s.expression, rules, lists, narrowed) for s in data.sentences]
     return out
 
 
-def _expr(e: Any, rules: dict, lists: dict) -> Any:
+def _expr(e: Any, rules: dict, lists: dict, narrowed: dict | None = None) -> Any:
     from hassil import (
         Alternative,
         ListReference,
@@ -43,16 +46,18 @@ def _expr(e: Any, rules: dict, lists: dict) -> Any:
     if isinstance(e, TextChunk):
         return e.text
     if isinstance(e, Alternative):
-        items = [_expr(i, rules, lists) for i in e.items]
+        items = [_expr(i, rules, lists, narrowed) for i in e.items]
         return gb.alt(*items, "") if e.is_optional else gb.alt(*items)
     if isinstance(e, Permutation):
-        parts = [_expr(i, rules, lists) for i in e.items]
+        parts = [_expr(i, rules, lists, narrowed) for i in e.items]
         return gb.alt(*(gb.seq(*[x for p in order for x in (p, " ")]) for order in itertools.permutations(parts)))
     if isinstance(e, Seq):
-        return gb.seq(*(_expr(i, rules, lists) for i in e.items))
+        return gb.seq(*(_expr(i, rules, lists, narrowed) for i in e.items))
     if isinstance(e, RuleReference):
-        return _expr(rules[e.rule_name].expression, rules, lists)
+        return _expr(rules[e.rule_name].expression, rules, lists, narrowed)
     if isinstance(e, ListReference):
+        if narrowed and e.list_name in narrowed and not e.is_inline_range:
+            return gb.seq(" ", narrowed[e.list_name], " ")
         lst = None if e.is_inline_range else lists[e.list_name]
         if lst is None or isinstance(lst, RangeSlotList):
             return gb.seq(" ", gb.NUMBER, " ")
@@ -62,19 +67,27 @@ def _expr(e: Any, rules: dict, lists: dict) -> Any:
     raise TypeError(f"unknown hassil expression {type(e).__name__}")
 
 
-def recognition_grammar(matcher: Any, tokenizer: Any, config: gb.GrammarBiasConfig | None = None) -> gb.GrammarBias:
+def recognition_grammar(matcher: Any, tokenizer: Any, config: gb.GrammarBiasConfig | None = None,
+                        known: Mapping[str, Sequence[str]] | None = None) -> gb.GrammarBias:
     """The matcher's grammar compiled for the recogniser (``tokenizer``: the recogniser's).
 
     A free transcript is kept with no constrained search when, read as the matcher reads it (number words as
-    digits, "80%" as "80 percent", fillers dropped), it is a sentence of the grammar."""
+    digits, "80%" as "80 percent", fillers dropped), it is a sentence of the grammar. ``known``: wildcard lists
+    with known values (``{"place": gazetteer}``); a transcript whose free text is none of them is searched again
+    with the slot narrowed to them (:meth:`~edge_assistant.asr.grammar_bias.GrammarBias.choose`)."""
     tolerant = getattr(matcher, "config", None) or TolerantConfig()
-    bias: gb.GrammarBias
 
-    def fits(text: str) -> bool:
-        return bias.accepts_text(clean(text, tolerant).text)
+    def compiled(values: Mapping[str, Sequence[str]] | None, narrowed: gb.GrammarBias | None) -> gb.GrammarBias:
+        bias: gb.GrammarBias
 
-    bias = gb.GrammarBias(grammar_expression(matcher.grammar), tokenizer, config, fits=fits)
-    return bias
+        def fits(text: str) -> bool:
+            return bias.accepts_text(clean(text, tolerant).text)
+
+        bias = gb.GrammarBias(grammar_expression(matcher.grammar, values), tokenizer, config, fits=fits,
+                              known=narrowed)
+        return bias
+
+    return compiled(None, compiled(known, None) if known else None)
 
 
 class GrammarShape:

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import skip_unless_ci
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge_assistant.asr.grammar_bias import ANY, NUMBER, GrammarBias, GrammarBiasConfig, alt, opt, seq
+from edge_assistant.asr.grammar_bias import ANY, NUMBER, GrammarBias, GrammarBiasConfig, alt, names, opt, seq
 from edge_assistant.asr.recognizer import RecognizerConfig, WhisperRecognizer
 from edge_assistant.audio.io import read_audio
 from edge_assistant.core.errors import ConfigError, DataFormatError
@@ -62,6 +64,8 @@ def test_bad_grammar_and_config_are_refused(recognizer) -> None:
         GrammarBias([], recognizer.tokenizer)
     with pytest.raises(ConfigError, match="mode"):
         GrammarBiasConfig(mode="force")
+    with pytest.raises(ConfigError, match="known_max_drop"):
+        GrammarBiasConfig(known_max_drop=-1.0)
     with pytest.raises(ConfigError, match="beam_size"):
         RecognizerConfig(beam_size=0)
 
@@ -150,3 +154,61 @@ def test_a_memo_keeps_what_is_used() -> None:
     memo.put("f", "F")  # the new one (d, a, e) was full: it becomes the old one, b and c are forgotten
     assert memo.get("b") is None and memo.get("c") is None
     assert memo.get("a") == "A" and memo.get("d") == "D" and len(memo) <= 6
+
+
+# ---- names(): a list of known values (a gazetteer) as one shared trie ---------------------------------------
+_WORDS = st.text(alphabet="abcdeo -'", min_size=1, max_size=8).filter(lambda w: w.strip())
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(_WORDS, min_size=1, max_size=8), probes=st.lists(st.text(alphabet="abcdeo -',.", max_size=12),
+                                                                         max_size=8))
+def test_a_names_list_accepts_exactly_what_the_same_alternatives_accept(recognizer, values, probes) -> None:
+    """``names(values)`` is the trie form of ``alt(*values)``: the same sentences, prefixes and unfinished words,
+    for the values themselves, their prefixes and random text."""
+    tok = recognizer.tokenizer
+    cleaned = sorted({v.strip().lower() for v in values})
+    as_trie = GrammarBias([seq("go to ", names(values), " now"), seq("find ", names(values))], tok)
+    as_alt = GrammarBias([seq("go to ", alt(*cleaned), " now"), seq("find ", alt(*cleaned))], tok)
+    texts = [f"go to {v} now" for v in cleaned] + [f"find {v}" for v in cleaned] + [f"find {p}" for p in probes]
+    texts += [f"go to {v[: len(v) // 2]}" for v in cleaned] + [f"go to {p} now" for p in probes]
+    for text in texts:
+        assert as_trie.accepts_text(text) == as_alt.accepts_text(text), text
+        assert as_trie.is_prefix(text) == as_alt.is_prefix(text), text
+        assert as_trie.continues_word(text) == as_alt.continues_word(text), text
+
+
+def test_a_names_list_is_one_trie_however_many_sentences_use_it(recognizer) -> None:
+    values = ("munich", "berlin", "new york", "newcastle", "boston")
+    places = names(values)
+    one = GrammarBias([seq("navigate to ", places)], recognizer.tokenizer)
+    ten = GrammarBias([seq(f"{verb} to ", places) for verb in
+                       ("navigate", "drive", "go", "route", "head", "take me", "get me", "steer", "ride", "fly")],
+                      recognizer.tokenizer)
+    prefixes = {v[:i] for v in values for i in range(1, len(v) + 1)}
+    assert len(one._nfa.trie_next) == len(ten._nfa.trie_next) == 1 + len(prefixes)  # the root and one per prefix
+    assert ten.accepts_text("Take me to New York.") and ten.accepts_text("fly to newcastle")
+    assert not ten.accepts_text("fly to new") and ten.is_prefix("fly to new") and ten.continues_word("fly to new")
+    assert not ten.accepts_text("navigate to munich berlin")
+    with pytest.raises(DataFormatError, match="names"):
+        names(["  ", ""])
+
+
+def test_a_misheard_place_is_narrowed_to_a_known_one_and_an_unknown_place_keeps_its_free_text(recognizer) -> None:
+    """With ``known``, a transcript whose free-text place is none of the known places is searched once more with
+    the place narrowed to them: eSpeak's en-us "Take me to Boston" is heard as "Marston"; narrowed, "Boston".
+    A place that is not in the list ("the office") keeps its free text."""
+    cities = names(["boston", "berlin", "munich", "hamburg", "marseille", "madrid", "austin"])
+    templates = [seq(alt("take me to ", "navigate to "), ANY)]
+    known = GrammarBias([seq(alt("take me to ", "navigate to "), cities)], recognizer.tokenizer,
+                        GrammarBiasConfig(beam_size=8))
+    plain = GrammarBias(templates, recognizer.tokenizer, GrammarBiasConfig(beam_size=8))
+    narrowing = GrammarBias(templates, recognizer.tokenizer, GrammarBiasConfig(beam_size=8), known=known)
+    boston = _speech("Take me to Boston", voice="en-us")
+    assert "boston" not in recognizer.transcribe(boston, grammar=plain).text.lower()  # the premise
+    tr = recognizer.transcribe(boston, grammar=narrowing)
+    assert tr.extra["known"] == "replaced" and "boston" in tr.text.lower(), tr
+    office = _speech("Take me to the office", voice="en-us")
+    tr = recognizer.transcribe(office, grammar=narrowing)
+    assert tr.text == recognizer.transcribe(office, grammar=plain).text and "office" in tr.text.lower()
+    assert tr.extra["known"] in ("no_fit", "free_text_better"), tr.extra
