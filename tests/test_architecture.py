@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "uplink": {"core"},  # fleet MQTT uplink: schema, disk queue, publisher
     "cli": set(),  # the top: may import anything (modelbuild only as the rules below allow)
     # build time only: makes the model files the run-time packages load; not in the device wheel
-    "modelbuild": {"core", "_native", "audio", "wakeword", "vad", "asr"},
+    "modelbuild": {"core", "_native", "audio", "wakeword", "vad", "asr", "intents"},
 }
 
 BUILD = "modelbuild"

@@ -66,7 +66,7 @@ def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: 
     responder recognises with the car grammar's help (``asr.grammar``) and, with ``endpoint.pause_ms``, the
     end-of-turn judge answers a complete command at its first pause (on a thread of its own with
     ``judge_in_background``, as the device does)."""
-    from edge_assistant.app.stage_configs import grammar_bias_config
+    from edge_assistant.app.stage_configs import grammar_bias_config, known_places
     from edge_assistant.intents import car_matcher
     from edge_assistant.pipeline import Assistant, Responder
     from edge_assistant.pipeline.end_of_turn import EndOfTurn
@@ -75,7 +75,8 @@ def build_assistant(config: DeviceConfig, stages: tuple[Any, Any, Any], router: 
     wake, endpointer, recognizer = stages
     matcher = car_matcher()
     bias_config = grammar_bias_config(config)
-    bias = recognition_grammar(matcher, recognizer.tokenizer, bias_config) if bias_config is not None else None
+    bias = (recognition_grammar(matcher, recognizer.tokenizer, bias_config, known=known_places(config))
+            if bias_config is not None else None)
     responder = Responder(recognizer, router, matcher.match, grammar=bias)
     judge = None
     if config.endpoint.pause_ms:

@@ -60,7 +60,22 @@ def grammar_bias_config(config: DeviceConfig):
     from edge_assistant.asr.grammar_bias import GrammarBiasConfig
 
     asr = config.asr
-    return None if asr.grammar == "off" else GrammarBiasConfig(mode=asr.grammar, beam_size=asr.grammar_beam_size)
+    return None if asr.grammar == "off" else GrammarBiasConfig(mode=asr.grammar, beam_size=asr.grammar_beam_size,
+                                                               known_max_drop=asr.known_max_drop)
+
+
+def known_places(config: DeviceConfig) -> dict[str, tuple[str, ...]] | None:
+    """``asr.places`` → ``{"place": names}`` for the recognition grammar, None when "off" (or no grammar).
+    Raises :class:`~edge_assistant.core.errors.ModelFileError` naming the file when it is missing."""
+    from pathlib import Path
+
+    from edge_assistant.intents.places import default_places_path, load_places
+
+    asr = config.asr
+    if asr.grammar == "off" or asr.places == "off":
+        return None
+    path = default_places_path(config.paths.model_cache_dir) if asr.places == "model-cache" else Path(asr.places)
+    return {"place": load_places(path.expanduser())}
 
 
 def travel_config(config: DeviceConfig):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents import Intent, IntentMatcher
 from edge_assistant.intents.sample import Sample, sample_grammar
 
@@ -149,9 +150,12 @@ VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en-gb-x-rp+m3")
 
 
 def synth_commands(matcher: IntentMatcher, out_dir: Path, per_intent: int = 3, seed: int = 0,
-                   voices: Sequence[str] = VOICES) -> Path:
+                   voices: Sequence[str] = VOICES, intents: Sequence[str] = (),
+                   wildcard_values: Sequence[str] = ()) -> Path:
     """Speak ``per_intent`` sampled sentences per intent with each voice into ``out_dir``; writes
-    ``labels.json`` (``{"clip.wav": {"intent", "slots", "text", "voice"}}``) and returns its path."""
+    ``labels.json`` (``{"clip.wav": {"intent", "slots", "text", "voice"}}``) and returns its path.
+    ``intents``: only these (default: all); ``wildcard_values``: free text for wildcard slots (default: the
+    sampler's)."""
     import json
 
     import soundfile as sf
@@ -161,7 +165,14 @@ def synth_commands(matcher: IntentMatcher, out_dir: Path, per_intent: int = 3, s
     out_dir.mkdir(parents=True, exist_ok=True)
     labels: dict[str, dict] = {}
     rng = random.Random(seed)
-    for i, s in enumerate(sample_grammar(matcher.grammar, per_intent, seed)):
+    known = set(matcher.grammar.intents.intents)
+    unknown = [name for name in intents if name not in known]
+    if unknown:
+        raise ConfigError(f"--intent {', '.join(unknown)}: no such intent; expected one of {', '.join(sorted(known))}")
+    extra = {"wildcard_values": tuple(wildcard_values)} if wildcard_values else {}
+    samples = [s for s in sample_grammar(matcher.grammar, per_intent, seed, **extra)
+               if not intents or s.intent in intents]
+    for i, s in enumerate(samples):
         voice = voices[i % len(voices)]
         audio = synthesize(s.text, voice=voice, words_per_minute=rng.randrange(140, 180))
         name = f"cmd_{i:04d}.wav"

@@ -23,6 +23,11 @@ def register(subparsers) -> None:
     a = p.add_argument_group("spoken commands (recogniser + matcher)")
     a.add_argument("--make-audio", metavar="DIR",
                    help="synthesise a command set with several eSpeak NG voices into DIR (labels.json) and exit")
+    a.add_argument("--intent", action="append", default=[], metavar="NAME",
+                   help="with --make-audio: only this intent (repeatable; default: all)")
+    a.add_argument("--wildcard-value", action="append", default=[], metavar="TEXT",
+                   help="with --make-audio: free text for wildcard slots such as places (repeatable; default: "
+                        "the sampler's six)")
     a.add_argument("--audio", metavar="DIR", help="folder of spoken command clips (with --labels)")
     a.add_argument("--labels", metavar="JSON", help='{"clip.wav": {"intent": NAME, "slots": {...}}}')
     a.add_argument("--noise", action="append", default=[], metavar="SPEC",
@@ -31,7 +36,13 @@ def register(subparsers) -> None:
                    help="SNRs for each --noise (default: 10 5 0)")
     a.add_argument("--beam", type=int, nargs="+", default=[1, 5], help="beam sizes to compare (default: 1 5)")
     a.add_argument("--grammar", nargs="+", default=["off", "constrain", "rescore"],
-                   choices=("off", "constrain", "rescore"), help="grammar-aware recognition modes to compare")
+                   choices=("off", "constrain", "rescore", "places"),
+                   help="grammar-aware recognition modes to compare ('places': constrain, and narrow a free-text "
+                        "place to the gazetteer of known places when the audio fits one)")
+    a.add_argument("--places", metavar="FILE",
+                   help="gazetteer for --grammar places (default: places/places.txt in the model cache)")
+    a.add_argument("--known-max-drop", type=float, metavar="NATS",
+                   help="largest loss per token for narrowing a place to a known one (default: the device's)")
     a.add_argument("--grammar-beam", type=int, metavar="N",
                    help="beams of the grammar-constrained search (default: the device's, asr.grammar_beam_size)")
     p.set_defaults(func=run)
@@ -52,10 +63,12 @@ def _run_audio(args, matcher) -> int:
     from edge_assistant.cli._common import write_json
     from edge_assistant.core.config import AsrSettings
     from edge_assistant.core.errors import ConfigError
+    from edge_assistant.intents.places import default_places_path, load_places
     from edge_assistant.pipeline.grammar_link import recognition_grammar
 
     if args.make_audio:
-        path = synth_commands(matcher, Path(args.make_audio), per_intent=args.per_intent, seed=args.seeds[0])
+        path = synth_commands(matcher, Path(args.make_audio), per_intent=args.per_intent, seed=args.seeds[0],
+                              intents=args.intent, wildcard_values=args.wildcard_value)
         print(f"wrote {path}")
         return 0
     if not args.labels:
@@ -64,8 +77,12 @@ def _run_audio(args, matcher) -> int:
     recs = {f"beam {b}": WhisperRecognizer(RecognizerConfig(beam_size=b)) for b in args.beam}
     tok = next(iter(recs.values())).tokenizer
     gbeam = args.grammar_beam or AsrSettings().grammar_beam_size
-    biases = {m: None if m == "off" else recognition_grammar(matcher, tok, GrammarBiasConfig(mode=m, beam_size=gbeam))
-              for m in args.grammar}
+    drop = {} if args.known_max_drop is None else {"known_max_drop": args.known_max_drop}
+    biases = {}
+    for m in args.grammar:
+        cfg = GrammarBiasConfig(mode="constrain" if m == "places" else m, beam_size=gbeam, **drop)
+        known = {"place": load_places(args.places or default_places_path())} if m == "places" else None
+        biases[m] = None if m == "off" else recognition_grammar(matcher, tok, cfg, known=known)
     conditions: list = [("clean", None, None)]
     for i, spec in enumerate(args.noise):
         src = load_noise(spec, seed=i)

