@@ -9,8 +9,10 @@ NATIVE_DEPS := native/build_frontend.py native/frontend_cdef.h $(wildcard native
 # on x86_64/aarch64, the Debian one is the fallback; alsa-utils and systemd give the firmware tests arecord and
 # systemd-analyze; espeak-ng speaks the demo's and the pipeline tests' commands, flite adds voices of real speakers
 # to the synthetic speech wake-word heads are trained on; libasound2-dev lets pip
-# build pyalsaaudio, the in-process microphone capture).
-APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng flite mosquitto libasound2-dev device-tree-compiler
+# build pyalsaaudio, the in-process microphone capture; rauc, dbus, openssl and squashfs-tools let
+# tests/firmware/test_version_floor.py run RAUC's own service on a private D-Bus with a real bundle).
+APT_PACKAGES := gcc make libsndfile1 alsa-utils systemd espeak-ng flite mosquitto libasound2-dev device-tree-compiler \
+	rauc dbus openssl squashfs-tools
 
 .PHONY: setup system-deps demo test lint check-native models bench clean help image bundle test-system test-system-smoke image-deps image-arm64 test-system-arm64 image-rpi test-image-rpi
 
