@@ -75,7 +75,7 @@ def known_places(config: DeviceConfig) -> dict[str, tuple[str, ...]] | None:
     if asr.grammar == "off" or asr.places == "off":
         return None
     path = default_places_path(config.paths.model_cache_dir) if asr.places == "model-cache" else Path(asr.places)
-    return {"place": load_places(path.expanduser())}
+    return {"place": load_places(path)}
 
 
 def travel_config(config: DeviceConfig):

@@ -192,10 +192,11 @@ class AsrSettings:
     """Beams of the grammar-constrained search (stepped in one batched decoder call). Chosen on development
     sets: 8 instead of 4 recognised 80.7 vs 77.3 % of 88 synthetic commands clean and 54.5 vs 47.7 % in car
     noise at 6 dB, for about 10 ms more per command on the development scene."""
-    places: str = "model-cache"
+    places: str = field(default="model-cache", metadata={
+        "kind": "name_or_path", "expect": '"model-cache", "off" or the path of a file of place names'})
     """Known places a free-text place slot is narrowed to when the audio fits one ("some music" → "Munich"):
     "model-cache" (``places/places.txt``, the gazetteer ``edge-assistant models build`` makes), the path of a file
-    of names (UTF-8, one a line) or "off". Used with ``grammar`` only."""
+    of names (UTF-8, one a line; relative to the config file) or "off". Used with ``grammar`` only."""
     known_max_drop: float = 1.0
     """Largest loss in log-probability per token (nats) accepted for a known place over the free text. Chosen on a
     development set of 112 place commands (sampling seed 21): 0.25 / 0.5 / 1.0 / 2.0 accepted 67.0 / 70.5 / 72.3 /
@@ -203,7 +204,7 @@ class AsrSettings:
 
     def __post_init__(self) -> None:
         need(self, "int8", isinstance(self.int8, bool), "true or false")
-        need(self, "places", isinstance(self.places, str) and bool(self.places.strip()),
+        need(self, "places", self.places in ("model-cache", "off") or _looks_like_path(self.places),
              '"model-cache", "off" or the path of a file of place names')
         check_number(self, "known_max_drop", 0.0, 20.0, "nats per token")
         check_int(self, "threads", 1, 16)
@@ -685,6 +686,8 @@ class DeviceConfig:
             found.append(("vehicle.vss_mapping", self.vehicle.vss_mapping))
         if self.vehicle.dtc_table is not None and _looks_like_path(self.vehicle.dtc_table):
             found.append(("vehicle.dtc_table", Path(self.vehicle.dtc_table)))
+        if self.asr.grammar != "off" and _looks_like_path(self.asr.places):
+            found.append(("asr.places", Path(self.asr.places)))
         if self.uplink.enabled:
             found += [(f"uplink.{k}", getattr(self.uplink, k)) for k in ("tls_ca_path", "tls_cert_path", "tls_key_path")
                       if getattr(self.uplink, k) is not None]

@@ -155,6 +155,8 @@ BAD = [
     ('[vehicle]\ndbc = ["package:vehicle/demo/missing.dbc"]', "vehicle.dbc[0]", "no file"),
     ('[vehicle]\nid = "kona/1"', "vehicle.id", "letters, digits"),
     ('[vehicle]\ndtc_table = "kona ev"', "vehicle.dtc_table", "a name"),
+    ('[asr]\nplaces = "europe"', "asr.places", "path of a file of place names"),
+    ("[asr]\nknown_max_drop = -1.0", "asr.known_max_drop", "nats per token"),
     ("[vehicle]\nbattery_capacity_kwh = -64", "vehicle.battery_capacity_kwh", "kWh"),
     ('[vehicle]\ndbc = ["car.dbc"]', "diagnostics.ecus", "enabled = false"),
     ('[diagnostics]\nprotocol = "kwp"', "diagnostics.protocol", "'uds' or 'obd'"),
@@ -310,8 +312,11 @@ enabled = false
 [uplink]
 tls_ca_path = "certs/ca.pem"
 queue_path = "queue"
+[asr]
+places = "./region/places.txt"
 """)
     cfg = load_config(path, environ=ENV)
+    assert cfg.asr.places == str(folder / "region" / "places.txt")
     assert cfg.wake[0].model == str(folder / "heads" / "hey_kona.onnx") and cfg.wake[1].model == "alexa"
     assert cfg.vehicle.dbc[:4] == (folder / "pcan.dbc", tmp_path / "etc" / "shared" / "c-can.dbc",
                                    Path("/usr/share/dbc/x.dbc"), Path("/home/driver/dbc/y.dbc"))
@@ -321,7 +326,7 @@ queue_path = "queue"
     assert cfg.uplink.tls_ca_path == folder / "certs" / "ca.pem" and cfg.uplink.queue_path == folder / "queue"
     keys = [k for k, _ in cfg.referenced_files()]
     assert keys == ["wake[0].model", *(f"vehicle.dbc[{i}]" for i in range(5)), "vehicle.vss_mapping",
-                    "vehicle.dtc_table"]  # the uplink is off: its TLS files are not needed
+                    "vehicle.dtc_table", "asr.places"]  # the uplink is off: its TLS files are not needed
 
 
 def test_own_dbc_drops_the_demo_cars_mapping_table_and_ecus(tmp_path: Path) -> None:
