@@ -398,10 +398,11 @@ class GrammarBias:
 
     def continues_word(self, text: str) -> bool:
         """True when a sentence of the grammar goes on from ``text`` inside its last word ("turn on the heat" →
-        "heated seats", "21" → "215", a free-text slot): the audio may have been cut mid-word."""
+        "heated seats", "21" → "215", a free-text slot): the audio may have been cut mid-word. A hyphen joins
+        another word ("Hamburg" → "Hamburg-Mitte"), as a space does."""
         nfa = self._nfa
         for st in self._walk_text(text):
-            if any(c != " " and c not in _SKIP for c in nfa.next_chars(st)):
+            if any(c not in " -" and c not in _SKIP for c in nfa.next_chars(st)):
                 return True
             if st < _VIRTUAL and any(cls in ("digit", "word", "all") for cls, _ in nfa.classes[st]):
                 return True

@@ -7,8 +7,9 @@ audio so far is recognised at once, speculatively, and judged:
 * **complete**: the recogniser's own text (before the grammar had a say) matches an intent with at least
   ``min_confidence``: the command ends here and its recognition is the one answered (no second ASR). When a
   sentence of the grammar could go on inside the last word ("turn on the heat" of "turn on the heated
-  seats", a number, a place name), the pause may have split a word: the command ends after another
-  ``pause_ms`` of quiet instead, with the same recognition, unless speech resumes;
+  seats", a number, a place name that is no known place or that a known one extends), the pause may have
+  split a word: the command ends after another ``pause_ms`` of quiet instead, with the same recognition,
+  unless speech resumes;
 * **incomplete**: no intent yet, and that text is the beginning of a sentence of the grammar ("set the
   temperature to", "navigate to"): wait ``hold_silence_ms`` instead of the usual trailing silence, so that
   a driver who pauses mid-sentence is not cut off;

@@ -106,4 +106,11 @@ class GrammarShape:
         return self.bias.is_prefix(clean(text, self.tolerant).text)
 
     def continues_word(self, text: str) -> bool:
-        return self.bias.continues_word(clean(text, self.tolerant).text.rstrip(".?!, "))
+        """With known values for the free-text slots (the gazetteer), a slot filled with one of them goes on only
+        where a known value does: "can I make it to Munich" is complete, "to York" may still be "Yorkshire".
+        A value the list does not hold may be any word cut short, as without the list."""
+        words = clean(text, self.tolerant).text.rstrip(".?!, ")
+        known = self.bias.known
+        if known is not None and known.accepts_text(words):
+            return known.continues_word(words)
+        return self.bias.continues_word(words)

@@ -109,6 +109,21 @@ def test_the_grammar_shape_knows_unfinished_sentences_and_words(parts) -> None:
     assert not shape.continues_word("Turn on the heated seats.") and not shape.continues_word("How much range do I have left?")
 
 
+def test_a_known_place_ends_the_command_unless_a_known_place_goes_on_from_it(parts) -> None:
+    from edge_assistant.pipeline.grammar_link import GrammarShape, recognition_grammar
+
+    recognizer, _, matcher, _, shape = parts
+    places = ["Munich", "York", "Yorkshire", "New York", "Hamburg", "Hamburg-Mitte"]
+    known = GrammarShape(recognition_grammar(matcher, recognizer.tokenizer, known={"place": places}))
+    assert shape.continues_word("Can I make it to Munich?")  # without the list any place may be a word cut short
+    assert not known.continues_word("Can I make it to Munich?") and not known.continues_word("navigate to new york")
+    assert known.continues_word("Navigate to York.")  # ... "Yorkshire"
+    assert not known.continues_word("Take me to Hamburg.")  # "Hamburg-Mitte" goes on after a hyphen: another word
+    assert known.continues_word("Can I make it to Muni")  # no known place: as without the list
+    assert known.continues_word("turn on the heat") and known.continues_word("set the temperature to 21")
+    assert not known.continues_word("Turn on the heated seats.")
+
+
 def test_free_text_the_matcher_reads_as_a_sentence_needs_no_constrained_search(parts) -> None:
     """"80%" and number words are how Whisper writes what the grammar has as "80 percent" and digits: such a
     free transcript is kept as it is (no constrained search), while one that is no sentence is not."""
