@@ -27,6 +27,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from array import array
@@ -239,8 +240,8 @@ def start_sampler(app: Any, rss: list, stop: threading.Event, every_s: float, pr
     """A thread appending (wall s, RSS MB, open fds) to ``rss`` every ``every_s`` until ``stop``.
 
     ``log``: each sample is also appended to this file as a JSON line with the run's counters so far (audio
-    seconds, wakes, commands, replies, errors, and what ``extra()`` returns), flushed at once: a run cut short
-    still leaves its record."""
+    seconds, wakes, commands, replies, errors, CPython's allocated blocks, and what ``extra()`` returns), flushed
+    at once: a run cut short still leaves its record."""
 
     def sample() -> None:
         t0 = time.monotonic()
@@ -255,6 +256,7 @@ def start_sampler(app: Any, rss: list, stop: threading.Event, every_s: float, pr
                         "wall_s": row[0], "rss_mb": row[1], "fds": row[2], "audio_s": round(st.samples / 16000, 1),
                         "wakes": st.wakes, "commands": st.commands, "replies": st.replies,
                         "responder_errors": st.responder_errors, "time": round(time.time(), 1),
+                        "python_blocks": sys.getallocatedblocks(),
                         **(extra() if extra is not None else {})}) + "\n")
                     fh.flush()
                 if progress is not None:

@@ -53,6 +53,7 @@ def test_every_fault_is_counted_and_recovered_and_every_command_answered(tmp_pat
     # the record written as the run went: one line per memory sample, counters rising to the run's own
     rows = [json.loads(line) for line in (tmp_path / "soak" / SAMPLES_LOG).read_text().splitlines()]
     assert [(row["wall_s"], row["rss_mb"], row["fds"]) for row in rows] == [tuple(s) for s in r["memory"]["samples"]]
+    assert all(row["python_blocks"] > 0 for row in rows)  # transient Python objects (a queue backlog) show here
     assert all(a["audio_s"] <= b["audio_s"] and a["replies"] <= b["replies"] for a, b in zip(rows, rows[1:], strict=False))
     assert rows[-1]["replies"] <= r["replies"] and rows[-1]["audio_s"] <= r["audio_s"]
     # the CAN backlog can be read off the record: frames read and the extra load's frames sent, both rising
