@@ -25,8 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--noise", metavar="DIR_OR_FILE_OR_car", help="noise recordings, or 'car' (generator)")
     p.add_argument("--snr", nargs="+", type=float, default=[], metavar="DB", help="SNR(s) in dB for --noise (default 5)")
     p.add_argument("--threshold", nargs="+", type=float, default=[], metavar="T",
-                   help="score threshold(s); the first is the operating point (default: the head's, 0.5 for "
-                        "shipped heads)")
+                   help="score threshold(s); the first is the operating point (default: the head's, its verified "
+                        "point when a verifier runs; 0.5 for shipped heads)")
     p.add_argument("--patience", type=int, default=None, metavar="N",
                    help="consecutive 80 ms steps at/above the threshold (default: the head's, 1 for shipped heads)")
     p.add_argument("--int8", action="store_true", help="use the int8 embedding model (edge-assistant models quantize)")

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         "the phrase alone (sound-alikes and parts of it from the CMU Pronouncing Dictionary, common words, "
         "sentences), in quiet and in generated car-cabin noise; the C front end and the shared embedding give "
         "the windows; new MLP heads are trained and merged; threshold and patience are chosen on held-out "
-        "synthetic speech. Writes DIR/<name>.onnx, its manifest <name>.json (use --model DIR/<name>.onnx) and a "
+        "synthetic speech, for the head alone and (a lower threshold) for the head proposing to a verifier "
+        "(--verifier whisper). Writes DIR/<name>.onnx, its manifest <name>.json (use --model DIR/<name>.onnx) and a "
         "model card <name>.md. Deterministic for a seed; nothing is downloaded.",
     )
     p.add_argument("phrase", help="the wake phrase as spoken, in dictionary words (e.g. \"hey car\")")
@@ -85,5 +86,7 @@ def run(args) -> int:
     print(f"wrote {res.path} in {time.monotonic() - t0:.0f} s: threshold {held['threshold']}, patience "
           f"{held['patience_frames']}; held-out synthetic speech in noise: {held['noisy']['wake_found']}/"
           f"{held['noisy']['wake_utterances']} found, {held['noisy']['false_accepts']}/"
-          f"{held['noisy']['negative_utterances']} false accepts; card {res.card_path}", file=out)
+          f"{held['noisy']['negative_utterances']} false accepts; with a verifier: threshold "
+          f"{held['verified']['threshold']}, patience {held['verified']['patience_frames']}; card {res.card_path}",
+          file=out)
     return 0

@@ -67,7 +67,9 @@ class WakeWordConfig:
     """Detection settings for one model (head)."""
 
     model: str  # a shipped head name ("alexa", "hey_jarvis", ...) or the path of a head .onnx/.json
-    threshold: float | None = None  # score needed per step; None = the manifest's (0.5 for shipped heads)
+    # score needed per step; None = the manifest's (0.5 for shipped heads; its verified_threshold, when it has
+    # one, while a verifier runs)
+    threshold: float | None = None
     patience_frames: int | None = None  # consecutive 80 ms steps at/above threshold; None = the manifest's (1)
     refractory_s: float = 2.0  # stream seconds after an event during which the label cannot fire again
     verifier: str | None = None  # second stage: "whisper" or "off"; None = the manifest's (shipped heads: off)
@@ -206,10 +208,16 @@ class WakeWordEngine:
             seen.add(manifest.name)
             self._check_manifest(manifest, i)
             head = HeadModel(manifest, config.threads)
-            threshold = manifest.threshold if wc.threshold is None else float(wc.threshold)
+            verifier = self._verifier_name(wc, manifest, i)
+            # With a verifier the head only proposes: the manifest's verified point (lower) when it has one.
+            default_threshold, default_patience = manifest.threshold, manifest.patience_frames
+            if verifier is not None and manifest.verified_threshold is not None:
+                default_threshold = manifest.verified_threshold
+                default_patience = manifest.verified_patience_frames or default_patience
+            threshold = default_threshold if wc.threshold is None else float(wc.threshold)
             if not 0.0 < threshold <= 1.0:
                 raise ConfigError(f"models[{i}].threshold: {threshold}; expected a score in (0, 1]")
-            patience = manifest.patience_frames if wc.patience_frames is None else int(wc.patience_frames)
+            patience = default_patience if wc.patience_frames is None else int(wc.patience_frames)
             if patience < 1:
                 raise ConfigError(f"models[{i}].patience_frames: {patience}; expected >= 1")
             if manifest.noise_suppression and config.noise_suppression is False:
@@ -218,7 +226,6 @@ class WakeWordEngine:
             if wc.refractory_s < 0:
                 raise ConfigError(f"models[{i}].refractory_s: {wc.refractory_s}; expected >= 0")
             self.heads.append(head)
-            verifier = self._verifier_name(wc, manifest, i)
             for label in head.labels:
                 state = _LabelState(head.name, label, threshold, patience, wc.refractory_s)
                 if verifier is not None:
@@ -311,7 +318,8 @@ class WakeWordEngine:
 
     @property
     def detection_settings(self) -> list[dict[str, Any]]:
-        """Per label, the threshold and patience in force (the config's, or the head manifest's defaults)."""
+        """Per label, the threshold and patience in force (the config's, or the head manifest's defaults: its verified
+        point while a verifier runs, when it has one)."""
         return [{"model": s.model, "label": s.label, "threshold": s.threshold, "patience_frames": s.patience}
                 for s in self._labels]
 

@@ -12,7 +12,9 @@ Types:
     scores in [0, 1]; ``labels`` maps output index -> reported name (outputs not listed are ignored,
     e.g. the background class 0 of a multi-class head). Optional: ``verifier`` (``"whisper"``: a second
     stage confirms each detection, :mod:`edge_assistant.wakeword.verifier`; ``"off"`` or absent: none)
-    and ``phrase`` (what the verifier listens for; default: the label with ``_`` read as a space).
+    and ``phrase`` (what the verifier listens for; default: the label with ``_`` read as a space);
+    ``verified_threshold`` and ``verified_patience_frames``: the operating point while a verifier runs (the
+    head then only proposes, so it may fire more readily; absent: ``threshold`` and ``patience_frames``).
 ``oww-embedding``
     the shared backbone: ``[batch, 76, 32, 1]`` mel window -> ``[batch, 1, 1, 96]``.
 ``oww-melspectrogram``
@@ -63,6 +65,10 @@ class ModelManifest:
     patience_frames: int = 1  # heads: default consecutive steps at/above the threshold before an event
     noise_suppression: bool = False  # heads: trained to run behind the C noise suppressor
     verifier: str | None = None  # heads: second stage that confirms proposals ("whisper"); None = none
+    # heads: the operating point while a verifier confirms each proposal (a lower threshold: the verifier turns
+    # the extra near-misses down); None = the head-alone point above
+    verified_threshold: float | None = None
+    verified_patience_frames: int | None = None
     phrase: str = ""  # heads: the spoken wake phrase the verifier listens for; "" = the label, "_" as space
     licence: str = "unknown"
     description: str = ""
@@ -202,6 +208,20 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
     phrase = data.get("phrase", "")
     if not isinstance(phrase, str) or any(ord(c) < 0x20 for c in phrase):
         raise ModelFileError(manifest_path, f"key 'phrase' is {phrase!r}; expected the spoken wake phrase as text")
+    verified = {}
+    for key, ok, expected in (("verified_threshold", lambda v: 0.0 < float(v) <= 1.0, "a score in (0, 1]"),
+                              ("verified_patience_frames", lambda v: int(v) == v and 1 <= int(v) <= 10,
+                               "an integer 1 .. 10")):
+        value = data.get(key)
+        if value is None:
+            continue
+        try:
+            good = not isinstance(value, bool) and ok(value)
+        except (TypeError, ValueError, OverflowError):
+            good = False
+        if not good:
+            raise ModelFileError(manifest_path, f"key {key!r} is {value!r}; expected {expected}")
+        verified[key] = float(value) if key == "verified_threshold" else int(value)
     if mtype == HEAD_TYPE:
         try:
             labels = {int(k): str(v) for k, v in dict(need("labels")).items()}
@@ -223,6 +243,7 @@ def _from_dict(data: dict[str, Any], model_path: Path, manifest_path: Path, sour
             patience_frames=int(data.get("patience_frames", 1)),
             noise_suppression=bool(data.get("noise_suppression", False)),
             verifier=None if verifier in (None, "off") else str(verifier),
+            **verified,
             phrase=phrase.strip(),
             licence=str(data.get("licence", "unknown")),
             description=str(data.get("description", "")),
@@ -255,6 +276,8 @@ def manifest_to_dict(m: ModelManifest) -> dict[str, Any]:
         "patience_frames": m.patience_frames,
         "noise_suppression": m.noise_suppression,
         **({"verifier": m.verifier} if m.verifier else {}),
+        **({"verified_threshold": m.verified_threshold} if m.verified_threshold is not None else {}),
+        **({"verified_patience_frames": m.verified_patience_frames} if m.verified_patience_frames is not None else {}),
         **({"phrase": m.phrase} if m.phrase else {}),
         "licence": m.licence,
         "description": m.description,

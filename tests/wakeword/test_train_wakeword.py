@@ -71,10 +71,17 @@ def test_quick_head_is_loaded_by_the_engine_and_hears_its_phrase(quick_head) -> 
     m = load_manifest(quick_head.path)
     assert m.source == "json" and m.labels == {0: "hey_car"} and m.phrase == PHRASE and m.window_embeddings == 16
     assert 0.0 < m.threshold <= 1.0 and m.patience_frames >= 1 and m.noise_suppression
+    # The verified point (the head proposes, a verifier confirms) has the larger budget: it proposes at least
+    # as many held-out phrases as the head alone finds.
+    assert m.verified_threshold is not None and m.verified_patience_frames is not None
+    held = json.loads(quick_head.manifest_path.read_text())["training"]["held_out"]
+    assert sum(held["verified"][c]["wake_proposed"] for c in ("quiet", "noisy")) >= sum(
+        held[c]["wake_found"] for c in ("quiet", "noisy"))
+    assert held["verified"]["allowed_proposals"] >= held["allowed_false_accepts"]
     assert [n.op_type for n in onnx.load(str(quick_head.path)).graph.node] == ["Flatten", "Gemm", "Relu", "Gemm",
                                                                               "Sigmoid"]
     card = quick_head.card_path.read_text()
-    assert PHRASE in card and "Seed 1" in card and "Held-out synthetic speech" in card
+    assert PHRASE in card and "Seed 1" in card and "Held-out synthetic speech" in card and "verified point" in card
     manifest = json.loads(quick_head.manifest_path.read_text())
     assert manifest["files"]["hey_car.onnx"]["sha256"] == manifest["sha256"]
     assert manifest["inputs"]["config"]["phrase"] == PHRASE and manifest["training"]["positive_windows"] > 0

@@ -78,6 +78,38 @@ def test_manifest_verifier_keys(tmp_path: Path) -> None:
         load_manifest(tmp_path / "h.json")
 
 
+@pytest.mark.parametrize("bad", [{"verified_threshold": 0.0}, {"verified_threshold": 1.5},
+                                 {"verified_threshold": "low"}, {"verified_patience_frames": 0},
+                                 {"verified_patience_frames": 2.5}, {"verified_patience_frames": True}])
+def test_manifest_verified_point_is_checked(tmp_path: Path, bad: dict) -> None:
+    alexa = shipped_manifest("alexa")
+    (tmp_path / "h.onnx").symlink_to(alexa.path)
+    (tmp_path / "h.json").write_text(json.dumps({**manifest_to_dict(alexa), "file": "h.onnx", **bad}))
+    key = next(iter(bad))
+    with pytest.raises(ModelFileError, match=rf"h\.json.*'{key}' is"):
+        load_manifest(tmp_path / "h.json")
+
+
+def test_the_verified_point_is_in_force_only_with_a_verifier(recognizer, tmp_path: Path) -> None:
+    alexa = shipped_manifest("alexa")
+    (tmp_path / "h.onnx").symlink_to(alexa.path)
+    data = {**manifest_to_dict(alexa), "name": "h", "file": "h.onnx", "threshold": 0.7, "patience_frames": 3,
+            "verified_threshold": 0.3, "verified_patience_frames": 2, "phrase": "Alexa"}
+    (tmp_path / "h.json").write_text(json.dumps(data))
+    m = load_manifest(tmp_path / "h.json")
+    assert (m.verified_threshold, m.verified_patience_frames) == (0.3, 2)
+    assert manifest_to_dict(m)["verified_threshold"] == 0.3
+    point = lambda e: (e.detection_settings[0]["threshold"], e.detection_settings[0]["patience_frames"])  # noqa: E731
+    model = str(tmp_path / "h.json")
+    assert point(_engine(recognizer, verifier="off", model=model)) == (0.7, 3)  # the head alone
+    assert point(_engine(recognizer, verifier="whisper", model=model)) == (0.3, 2)  # the head proposes
+    given = WakeWordEngine(EngineConfig(models=(WakeWordConfig(model, threshold=0.5, verifier="whisper"),),
+                                        recognizer=recognizer))
+    assert point(given) == (0.5, 2)  # a threshold the config sets wins
+    (tmp_path / "h.json").write_text(json.dumps({**data, "verified_patience_frames": None}))
+    assert point(_engine(recognizer, verifier="whisper", model=model)) == (0.3, 3)
+
+
 def test_audio_ring_returns_what_was_fed() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(-30000, 30000, 50000).astype(np.int16)

@@ -97,6 +97,8 @@ HEARD_OFFSET = -128
 SUPPRESSOR_DELAY = 512
 WARMUP_STEPS = 5
 THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.96, 0.05))
+#: Thresholds for the proposing head of a verified point (lower: the verifier turns the extra near-misses down).
+PROPOSAL_GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 PATIENCE_GRID = (1, 2, 3)
 #: What a phrase may contain: letters, spaces, apostrophes and hyphens (what espeak-ng speaks as words).
 _SPEAKABLE = re.compile(r"[A-Za-z' -]")
@@ -131,6 +133,9 @@ class TrainConfig:
     # Share of utterances (with and without the phrase alike) spoken by Flite's five voices instead of espeak-ng's
     flite_share: float = 0.5
     max_false_accept_share: float = 0.005  # of the held-out utterances without the phrase
+    # The verified point (the head proposes, a verifier confirms): held-out utterances without the phrase that
+    # may propose, ten times the head-alone share (fixed before any measurement on recorded speech)
+    max_proposal_share: float = 0.05
     workers: int = 0  # processes for synthesis and features; 0 = one per CPU core
     threshold: float | None = None  # None = chosen on held-out synthetic speech
     patience_frames: int | None = None
@@ -155,6 +160,7 @@ class TrainConfig:
             "ignore_after_s": 0.0 <= self.ignore_after_s <= 1.0,
             "flite_share": 0.0 <= self.flite_share <= 1.0,
             "max_false_accept_share": 0.0 <= self.max_false_accept_share < 1.0,
+            "max_proposal_share": self.max_false_accept_share <= self.max_proposal_share < 1.0,
             "workers": self.workers >= 0,
             "threshold": self.threshold is None or 0.0 < self.threshold <= 1.0,
             "patience_frames": self.patience_frames is None or 1 <= self.patience_frames <= 10,
@@ -411,6 +417,16 @@ def held_out_figures(head: MlpHead, val: dict[str, np.ndarray], utterances: list
                          "false_accepts": len(fired & negatives), "negative_utterances": len(negatives),
                          "false_accepts_sound_alike": len(fired & near), "sound_alike_utterances": len(near)}
     figures["grid"] = point["grid"]
+    allowed_proposals = int(cfg.max_proposal_share * len(negatives))
+    proposal = choose_point(scores, val["utterance"], wake, negatives, allowed_proposals, PROPOSAL_GRID,
+                            PATIENCE_GRID)
+    verified: dict[str, Any] = {"threshold": proposal["threshold"], "patience_frames": proposal["patience_frames"],
+                                "allowed_proposals": allowed_proposals}
+    for cond, sc in scores.items():
+        held = per_utterance_sustained(sc, val["utterance"], proposal["patience_frames"])
+        fired = {u for u, s in held.items() if s >= proposal["threshold"]}
+        verified[cond] = {"wake_proposed": len(fired & wake), "proposals_without_phrase": len(fired & negatives)}
+    figures["verified"] = verified
     return figures
 
 
@@ -473,6 +489,8 @@ def train_wakeword(cfg: TrainConfig, out_dir: str | Path,
         "phrase": cfg.phrase,
         "threshold": figures["threshold"],
         "patience_frames": figures["patience_frames"],
+        "verified_threshold": figures["verified"]["threshold"],
+        "verified_patience_frames": figures["verified"]["patience_frames"],
         "noise_suppression": cfg.noise_suppression,
         "licence": "the builder's own (weights trained locally from synthetic speech; no third-party head)",
         "licence_note": "runs on the openWakeWord embedding backbone (Apache-2.0); negatives' texts chosen with "
@@ -491,6 +509,7 @@ def model_card(cfg: TrainConfig, manifest: dict[str, Any], figures: dict[str, An
     changed = [f"`{f.name}` = {getattr(cfg, f.name)!r}" for f in fields(cfg)
                if f.name not in ("phrase", "workers") and getattr(cfg, f.name) != getattr(defaults, f.name)]
     st = manifest["training"]
+    ver = figures["verified"]
     rows = "\n".join(
         f"| {cond} | {pct(f['wake_found'], f['wake_utterances'])} | {pct(f['false_accepts'], f['negative_utterances'])} "
         f"| {pct(f['false_accepts_sound_alike'], f['sound_alike_utterances'])} |"
@@ -535,7 +554,15 @@ openWakeWord backbone. Licence: {manifest['licence']}; {manifest['licence_note']
 {rows}
 
 The operating point allows at most {figures['allowed_false_accepts']} false accepts of the held-out utterances
-without the phrase in either condition. These figures are on synthetic speech: real voices differ, so measure the
+without the phrase in either condition.
+
+With a verifier (`--verifier whisper`, or `verifier` in the manifest or the device config) the head only proposes
+and runs at its verified point: threshold {ver['threshold']}, patience {ver['patience_frames']}, chosen the same way
+with at most {ver['allowed_proposals']} proposals of the held-out utterances without the phrase. There it proposes
+{ver['quiet']['wake_proposed']} (quiet) and {ver['noisy']['wake_proposed']} (noise) of the
+{figures['quiet']['wake_utterances']} utterances with the phrase, and {ver['quiet']['proposals_without_phrase']} /
+{ver['noisy']['proposals_without_phrase']} of the {figures['quiet']['negative_utterances']} without it; the verifier
+decides on those. These figures are on synthetic speech: real voices differ, so measure the
 head on real recordings (`edge-assistant bench wake --model {manifest['name']}.onnx --positives ... --negatives ...`)
 before use.
 
