@@ -16,8 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", action="append", metavar="NAME_OR_ONNX",
                    help="wake word: shipped head (alexa, hey_jarvis, hey_mycroft, hey_marvin, timer, weather) or a "
                         "head .onnx; repeatable, all share one backbone (default: alexa)")
-    p.add_argument("--threshold", type=float, default=None, help="score threshold (default: each model's manifest; its verified point when a "
-                   "verifier runs)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="score threshold (default: each model's manifest; its verified point when a verifier runs)")
     p.add_argument("--patience", type=int, default=None, metavar="N",
                    help="consecutive 80 ms steps needed (default: the head's, 1 for shipped heads)")
     p.add_argument("--refractory", type=float, default=2.0, metavar="S", help="silence after a detection (default: 2 s)")

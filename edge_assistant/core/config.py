@@ -139,7 +139,8 @@ class WakeSettings:
     """A shipped or built head name (``alexa``, ``hey_jarvis``, ``alexa_car``) or the path of a head
     ``.onnx``/``.json`` (resolved; a manifest beside it is used)."""
     threshold: float | None = None
-    """Score (0..1] an 80 ms step needs; None: the head's manifest (0.5 for shipped heads)."""
+    """Score (0..1] an 80 ms step needs; None: the head's manifest (0.5 for shipped heads; its verified point,
+    when it has one, while a verifier runs)."""
     patience_frames: int | None = None
     """Consecutive 80 ms steps at or above the threshold before the word fires; None: the manifest's."""
     refractory_s: float = 2.0
