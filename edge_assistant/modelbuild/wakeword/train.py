@@ -410,9 +410,13 @@ def held_out_figures(head: MlpHead, val: dict[str, np.ndarray], utterances: list
     threshold = point["threshold"] if cfg.threshold is None else cfg.threshold
     patience = point["patience_frames"] if cfg.patience_frames is None else cfg.patience_frames
     figures: dict[str, Any] = {"threshold": threshold, "patience_frames": patience, "allowed_false_accepts": allowed}
+
+    def fired_at(sc: np.ndarray, t: float, p: int) -> set[int]:
+        """Held-out utterances whose score stays >= ``t`` for ``p`` steps."""
+        return {u for u, s in per_utterance_sustained(sc, val["utterance"], p).items() if s >= t}
+
     for cond, sc in scores.items():
-        held = per_utterance_sustained(sc, val["utterance"], patience)
-        fired = {u for u, s in held.items() if s >= threshold}
+        fired = fired_at(sc, threshold, patience)
         figures[cond] = {"wake_found": len(fired & wake), "wake_utterances": len(wake),
                          "false_accepts": len(fired & negatives), "negative_utterances": len(negatives),
                          "false_accepts_sound_alike": len(fired & near), "sound_alike_utterances": len(near)}
@@ -423,8 +427,7 @@ def held_out_figures(head: MlpHead, val: dict[str, np.ndarray], utterances: list
     verified: dict[str, Any] = {"threshold": proposal["threshold"], "patience_frames": proposal["patience_frames"],
                                 "allowed_proposals": allowed_proposals}
     for cond, sc in scores.items():
-        held = per_utterance_sustained(sc, val["utterance"], proposal["patience_frames"])
-        fired = {u for u, s in held.items() if s >= proposal["threshold"]}
+        fired = fired_at(sc, proposal["threshold"], proposal["patience_frames"])
         verified[cond] = {"wake_proposed": len(fired & wake), "proposals_without_phrase": len(fired & negatives)}
     figures["verified"] = verified
     return figures
