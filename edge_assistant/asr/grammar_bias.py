@@ -44,6 +44,26 @@ Expr = str | tuple
 _SKIP = frozenset(",.?!;:")
 _DIGITS = frozenset("0123456789")
 _NUM_SEP = frozenset(".,")
+#: First window of :func:`top_k` below the largest value (widened fourfold while it holds fewer than k).
+TOP_K_SPAN_NATS = 10.0
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest of ``values`` (a 1-D array; in no particular order), as ``np.argpartition``
+    finds them, but first narrowed to the values within a few nats of the largest: Whisper's log-probabilities
+    are peaked, so the partition sorts dozens of values instead of 51,865 (0.5 ms a call, a third of a
+    constrained search)."""
+    n = values.size
+    if k >= n:
+        return np.arange(n)
+    top = float(values.max())
+    span = TOP_K_SPAN_NATS
+    while span <= TOP_K_SPAN_NATS * 64:
+        idx = np.flatnonzero(values >= top - span)
+        if idx.size >= k:
+            return idx[np.argpartition(values[idx], idx.size - k)[idx.size - k:]]
+        span *= 4
+    return np.argpartition(values, n - k)[n - k:]
 
 
 def seq(*items: Expr) -> tuple:
@@ -419,8 +439,7 @@ class GrammarBias:
         eot = tokenizer.tokens.eot
         if self.can_end(state) and np.isfinite(logprobs[eot]):
             yield eot, state
-        k = min(self.config.top_k, logprobs.size - 1)
-        for t in np.argpartition(-logprobs, k)[:k]:
+        for t in top_k(logprobs, self.config.top_k):
             t = int(t)
             if t < eot and np.isfinite(logprobs[t]):
                 nxt = self.advance(state, t)

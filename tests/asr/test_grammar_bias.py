@@ -10,7 +10,17 @@ from conftest import skip_unless_ci
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_assistant.asr.grammar_bias import ANY, NUMBER, GrammarBias, GrammarBiasConfig, alt, names, opt, seq
+from edge_assistant.asr.grammar_bias import (
+    ANY,
+    NUMBER,
+    GrammarBias,
+    GrammarBiasConfig,
+    alt,
+    names,
+    opt,
+    seq,
+    top_k,
+)
 from edge_assistant.asr.recognizer import RecognizerConfig, WhisperRecognizer
 from edge_assistant.audio.io import read_audio
 from edge_assistant.core.errors import ConfigError, DataFormatError
@@ -55,6 +65,18 @@ def test_token_walk_allows_only_grammar_continuations(bias, recognizer) -> None:
         assert state
     assert bias.can_end(state)
     assert not bias.advance(bias.initial(), tok.encode(" Play")[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3000), spread=st.floats(0.05, 20.0),
+       masked=st.integers(0, 500))
+def test_top_k_finds_the_k_largest_values_as_a_full_partition_does(seed, k, spread, masked) -> None:
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(51865) * spread).astype(np.float32)
+    x[rng.integers(0, x.size, masked)] = -np.inf  # suppressed tokens
+    got = top_k(x, k)
+    assert got.size == k == np.unique(got).size
+    assert np.sort(x[got])[0] == np.sort(x)[-k]  # the k-th largest is the smallest taken, so the set is the top k
 
 
 def test_bad_grammar_and_config_are_refused(recognizer) -> None:
