@@ -163,6 +163,18 @@ class _Converter:
             self._resampler.close()
 
 
+def convert_stream(data: bytes, rate_hz: int, channels: int = 1, sample_format: str = "S16_LE") -> np.ndarray:
+    """What the capture makes of one stream of interleaved frames: int16 mono at 16 kHz, sample for sample (the
+    conversion does not depend on how the frames are cut, so a recording may come in one piece)."""
+    if sample_format not in _FORMATS:
+        raise ValueError(f"sample format {sample_format!r}: expected one of {', '.join(_FORMATS)}")
+    convert = _Converter(rate_hz, channels, sample_format)
+    try:
+        return convert(data)
+    finally:
+        convert.close()
+
+
 class MicrophoneCapture:
     """Capture from an ALSA PCM in a thread; :meth:`read` returns 16 kHz int16 mono.
 
@@ -487,4 +499,4 @@ def _close_quietly(pcm: Any) -> None:
         log.debug("closing PCM failed: %s", exc)
 
 
-__all__ = ["MicrophoneCapture", "CaptureStats", "STATES", "STARTING", "RUNNING", "RECONNECTING", "STOPPED"]
+__all__ = ["MicrophoneCapture", "CaptureStats", "convert_stream", "STATES", "STARTING", "RUNNING", "RECONNECTING", "STOPPED"]

@@ -194,6 +194,14 @@ def resample_to_device(pcm16k: np.ndarray) -> np.ndarray:
                    -32768, 32767).astype(np.int16)
 
 
+def device_input(pcm16k: np.ndarray) -> np.ndarray:
+    """int16 audio at 16 kHz → what the device hears of it spoken into its 48 kHz microphone (the capture's own
+    conversion): the same samples the pipeline is fed in a real-time run, band-limited and 46 samples later."""
+    from edge_assistant.audio.capture import convert_stream
+
+    return convert_stream(resample_to_device(pcm16k).tobytes(), DEVICE_RATE_HZ)
+
+
 def fifo_microphone(work_dir: Path) -> Path:
     """Point this process's ALSA at a config whose PCM ``ea_bench_mic`` reads the FIFO returned (not yet made)."""
     fifo = work_dir / "mic.fifo"

@@ -13,7 +13,9 @@ The scene is the demo's: commands spoken by espeak-ng after the wake word in gen
   speech to reply = wall time of the reply event minus the wall time at which the last voiced sample was
   spoken. A block of 80 ms delays a sample by 40 ms on average where the device's 20 ms period delays it by
   10 ms, so this figure is up to 60 ms pessimistic (fed in 20 ms blocks, ALSA's file plugin read the FIFO
-  short and the wake word was never heard).
+  short and the wake word was never heard). The inline assistant is then fed the very samples the device
+  captured (``inline_on_device_audio``): the same answers mean that what real time gets wrong is in the audio
+  (the 48 kHz round trip band-limits it and delays it by 46 samples), not in the device's threads.
 
 Correct means the intent and its slots from the audio equal what the matcher makes of the words that were
 spoken (the reference text), so the labels follow the grammar. Reported per stage (p50/p95): the endpointing
@@ -27,7 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,7 @@ def summarise(scene: Any, replies: list[dict], matcher: Any,
         seg, want = scene.segments[i], expected[i]
         answered.add(i)
         rows.append({
-            "command": seg.command, "heard": r["heard"], "intent": r["intent"], "slots": r["slots"],
+            "exchange": i, "command": seg.command, "heard": r["heard"], "intent": r["intent"], "slots": r["slots"],
             "expected_intent": want.name, "expected_slots": want.slots,
             "correct": r["intent"] == want.name and r["slots"] == want.slots,
             "command_s": round(seg.command_end_s - seg.command_start_s, 2), "end_reason": r.get("end_reason"),
@@ -177,6 +179,7 @@ def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progr
         DeviceBenchConfig,
         Microphone,
         bench_config,
+        device_input,
         fifo_microphone,
         resample_to_device,
     )
@@ -222,8 +225,22 @@ def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progr
 
     out = summarise(scene, replies, car_matcher(), end_to_reply_ms)
     out |= {"mode": "realtime", "audio_s": round(seconds, 1), "device_rate_hz": DEVICE_RATE_HZ,
-            "capture": {k: audio.get(k) for k in ("overruns", "xruns")}}
+            "capture": {k: audio.get(k) for k in ("overruns", "xruns")},
+            "inline_on_device_audio": same_answers(out, run_fast(cfg, replace(scene, pcm=device_input(scene.pcm))))}
     return out
+
+
+def same_answers(realtime: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
+    """The real-time run's answers against the inline assistant's on the samples the device captured: per
+    exchange, what was heard and understood (None: not answered)."""
+    def answers(r: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        return {x["exchange"]: {k: x[k] for k in ("heard", "intent", "slots")} for x in r["per_exchange"]}
+
+    rt, il = answers(realtime), answers(inline)
+    differences = [{"exchange": i, "realtime": rt.get(i), "inline": il.get(i)}
+                   for i in sorted(set(rt) | set(il)) if rt.get(i) != il.get(i)]
+    return {"answered": inline["answered"], "correct_intents": inline["correct_intents"],
+            "same_answers": not differences, "differences": differences}
 
 
 def run_e2e(cfg: E2eConfig, modes: tuple[str, ...], work_dir: Path, progress: Any = None) -> dict[str, Any]:
@@ -239,4 +256,4 @@ def run_e2e(cfg: E2eConfig, modes: tuple[str, ...], work_dir: Path, progress: An
     return result
 
 
-__all__ = ["COMMANDS", "VOICES", "E2eConfig", "build_e2e_scene", "run_e2e", "run_fast", "run_realtime"]
+__all__ = ["COMMANDS", "VOICES", "E2eConfig", "build_e2e_scene", "run_e2e", "run_fast", "run_realtime", "same_answers"]

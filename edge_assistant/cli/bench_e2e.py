@@ -58,4 +58,10 @@ def run(args) -> int:
                 print(f"  wrong: {w['command']!r} heard {w['heard']!r} -> {w['intent']} {w['slots']}")
             for u in r["unanswered"]:
                 print(f"  unanswered: {u!r}")
+            if "inline_on_device_audio" in r:
+                il = r["inline_on_device_audio"]
+                print(f"  the inline assistant on the samples the device captured: {il['correct_intents']}/"
+                      f"{r['exchanges']} correct; {'the same' if il['same_answers'] else 'other'} answers")
+                for d in il["differences"]:
+                    print(f"    exchange {d['exchange'] + 1}: real time {d['realtime']}, inline {d['inline']}")
     return 0

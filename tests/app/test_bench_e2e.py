@@ -13,7 +13,14 @@ import pytest
 from conftest import skip_unless_ci
 
 from edge_assistant.audio import speech_synth
-from edge_assistant.bench.e2e import E2eConfig, build_e2e_scene, run_fast, run_realtime, summarise
+from edge_assistant.bench.e2e import (
+    E2eConfig,
+    build_e2e_scene,
+    run_fast,
+    run_realtime,
+    same_answers,
+    summarise,
+)
 from edge_assistant.cli import main
 
 CFG = E2eConfig(commands=("How much range do I have left?", "Set the fan to … level three"), voices=("en-gb",),
@@ -53,6 +60,24 @@ def test_realtime_run_on_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     r = run_realtime(CFG, tmp_path / "rt")
     _check(r)
     assert r["capture"]["overruns"] == 0
+    # the device's threads change nothing: the inline assistant on the samples it captured answers the same
+    inline = r["inline_on_device_audio"]
+    assert inline["same_answers"] and inline["differences"] == [], inline["differences"]
+    assert inline["correct_intents"] == r["correct_intents"]
+
+
+def test_answers_are_compared_exchange_by_exchange() -> None:
+    def run(*answers: tuple[int, str, str]) -> dict:
+        rows = [{"exchange": i, "heard": heard, "intent": intent, "slots": {}} for i, heard, intent in answers]
+        return {"per_exchange": rows, "answered": len(rows), "correct_intents": 0}
+
+    a = run((0, "How much range do I have left?", "vehicle.range"), (1, "Set the fan to level 3.", "climate.fan"))
+    assert same_answers(a, a)["same_answers"]
+    b = run((0, "How much range do I have left?", "vehicle.range"))
+    d = same_answers(a, b)
+    assert not d["same_answers"] and d["differences"] == [
+        {"exchange": 1, "realtime": {"heard": "Set the fan to level 3.", "intent": "climate.fan", "slots": {}},
+         "inline": None}]
 
 
 def test_scoring_follows_the_words_spoken() -> None:

@@ -28,6 +28,7 @@ from edge_assistant.audio.capture import (
     STOPPED,
     CaptureStats,
     MicrophoneCapture,
+    convert_stream,
 )
 from edge_assistant.audio.frontend import resample
 from edge_assistant.audio.io import read_audio
@@ -207,6 +208,8 @@ def test_captured_audio_is_the_recording_at_16k(mic: Mic, recording: np.ndarray,
     assert st.state == RUNNING and got.size == want == st.samples_delivered
     assert (st.device_rate_hz, st.device_channels, st.device_format) == (rate, channels, fmt)
     assert st.overruns == st.overrun_samples == st.xruns == 0
+    # sample for sample what the capture's conversion makes of the whole stream at once
+    np.testing.assert_array_equal(got, convert_stream(frames.tobytes(), rate, channels, fmt)[: got.size])
     ref = resample(heard, rate, 16000) if rate != 16000 else heard
     lag, corr, snr = match(got, ref)
     assert corr > 0.999 and snr > 40.0, (lag, corr, snr)
@@ -364,3 +367,8 @@ def test_bad_timing_arguments_are_refused() -> None:
         MicrophoneCapture(settings(), backoff_initial_s=2.0, backoff_max_s=1.0)
     with pytest.raises(ValueError, match="poll_timeout_s"):
         MicrophoneCapture(settings(), poll_timeout_s=1.0, stall_timeout_s=0.5)
+
+
+def test_stream_conversion_names_an_unknown_sample_format() -> None:
+    with pytest.raises(ValueError, match="'S24_LE'.*S16_LE, S32_LE"):
+        convert_stream(b"\0" * 12, 48000, 1, "S24_LE")
