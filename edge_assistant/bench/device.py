@@ -212,14 +212,14 @@ def fifo_microphone(work_dir: Path) -> Path:
     return fifo
 
 
-def bench_config(work_dir: Path, bus: str, **sections: Any):
-    """The demo device on ``bus`` with the FIFO microphone at 48 kHz, files in ``work_dir``, no speaker (replies
-    are not spoken, so the follow-up window, which opens after a spoken reply, is off too); ``sections``
-    replace whole sections (e.g. ``gnss=...``)."""
+def bench_config(work_dir: Path, bus: str, base: Any = None, **sections: Any):
+    """The demo device (or ``base``, a device configuration) on ``bus`` with the FIFO microphone at 48 kHz, files in
+    ``work_dir``, no speaker (replies are not spoken, so the follow-up window, which opens after a spoken reply,
+    is off too); ``sections`` replace whole sections (e.g. ``gnss=...``)."""
     from edge_assistant.core.config import default_config, default_paths
     from edge_assistant.core.paths import model_cache_dir
 
-    base = default_config()
+    base = base if base is not None else default_config()
     return replace(base, audio=replace(base.audio, device=PCM_NAME, sample_rate_hz=DEVICE_RATE_HZ),
                    speech=replace(base.speech, enabled=False),
                    vehicle=replace(base.vehicle, bus=bus), diagnostics=replace(base.diagnostics, bus=bus),

@@ -122,6 +122,8 @@ def summarise(scene: Any, replies: list[dict], matcher: Any,
         "unanswered": [scene.segments[i].command for i in range(len(scene.segments)) if i not in answered],
         "wrong": [{k: x[k] for k in ("command", "heard", "intent", "slots", "expected_intent", "expected_slots")}
                   for x in rows if not x["correct"]],
+        "cut_off": [{"command": x["command"], "heard": x["heard"], "before_end_ms": -x["endpoint_wait_ms"]}
+                    for x in rows if x["endpoint_wait_ms"] < 0],
         "end_reasons": reasons,
         "stage_ms": {
             "endpoint_wait": _pct([x["endpoint_wait_ms"] for x in rows]),
@@ -135,14 +137,15 @@ def summarise(scene: Any, replies: list[dict], matcher: Any,
     }
 
 
-def run_fast(cfg: E2eConfig, scene: Any | None = None) -> dict[str, Any]:
-    """The scene through the inline assistant as fast as it goes (see the module docstring)."""
+def run_fast(cfg: E2eConfig, scene: Any | None = None, device: Any = None) -> dict[str, Any]:
+    """The scene through the inline assistant as fast as it goes (see the module docstring); ``device``: the
+    device configuration (None: the built-in demo's)."""
     from edge_assistant.app.assemble import build_assistant, build_stages, demo_router
     from edge_assistant.core.config import default_config
     from edge_assistant.intents import car_matcher
 
     scene = scene if scene is not None else build_e2e_scene(cfg)
-    config = default_config()
+    config = device if device is not None else default_config()
     stages = build_stages(config)
     router, _car = demo_router(config)
     assistant = build_assistant(config, stages, router)
@@ -171,8 +174,10 @@ def run_fast(cfg: E2eConfig, scene: Any | None = None) -> dict[str, Any]:
     return out
 
 
-def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progress: Any = None) -> dict[str, Any]:
-    """The device (``App``) on the scene spoken in real time into ALSA at 48 kHz (see the module docstring)."""
+def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progress: Any = None,
+                 device: Any = None) -> dict[str, Any]:
+    """The device (``App``) on the scene spoken in real time into ALSA at 48 kHz (see the module docstring);
+    ``device``: the device configuration whose microphone, bus and files the bench replaces (None: the demo's)."""
     from edge_assistant.app.runtime import App
     from edge_assistant.bench.device import (
         DEVICE_RATE_HZ,
@@ -190,7 +195,7 @@ def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progr
     pcm48 = resample_to_device(scene.pcm)
     fifo = fifo_microphone(work_dir)
     bus = f"virtual:bench-e2e-{os.getpid()}"
-    config = bench_config(work_dir, bus)
+    config = bench_config(work_dir, bus, base=device)
     seconds = scene.duration_s
     events: list[tuple[float, dict]] = []
     lock = threading.Lock()
@@ -226,7 +231,8 @@ def run_realtime(cfg: E2eConfig, work_dir: Path, scene: Any | None = None, progr
     out = summarise(scene, replies, car_matcher(), end_to_reply_ms)
     out |= {"mode": "realtime", "audio_s": round(seconds, 1), "device_rate_hz": DEVICE_RATE_HZ,
             "capture": {k: audio.get(k) for k in ("overruns", "xruns")},
-            "inline_on_device_audio": same_answers(out, run_fast(cfg, replace(scene, pcm=device_input(scene.pcm))))}
+            "inline_on_device_audio": same_answers(out, run_fast(cfg, replace(scene, pcm=device_input(scene.pcm)),
+                                                                 device))}
     return out
 
 
@@ -243,16 +249,20 @@ def same_answers(realtime: dict[str, Any], inline: dict[str, Any]) -> dict[str, 
             "same_answers": not differences, "differences": differences}
 
 
-def run_e2e(cfg: E2eConfig, modes: tuple[str, ...], work_dir: Path, progress: Any = None) -> dict[str, Any]:
+def run_e2e(cfg: E2eConfig, modes: tuple[str, ...], work_dir: Path, progress: Any = None,
+            device: Any = None) -> dict[str, Any]:
+    """Both runs (``modes``) on one scene; ``device``: the device configuration (None: the built-in demo's)."""
     scene = build_e2e_scene(cfg)
     result: dict[str, Any] = {"config": {"commands": list(cfg.commands), "voices": list(cfg.voices),
                                          "snr_db": cfg.snr_db, "seed": cfg.seed,
-                                         "scene_s": round(scene.duration_s, 1)}}
+                                         "scene_s": round(scene.duration_s, 1),
+                                         "device_config": str(device.source) if device is not None and device.source
+                                         else "built-in demo"}}
     for mode in modes:
         if mode == "fast":
-            result["fast"] = run_fast(cfg, scene)
+            result["fast"] = run_fast(cfg, scene, device)
         else:
-            result["realtime"] = run_realtime(cfg, work_dir / "realtime", scene, progress)
+            result["realtime"] = run_realtime(cfg, work_dir / "realtime", scene, progress, device)
     return result
 
 

@@ -21,6 +21,9 @@ def register(subparsers) -> None:
                    "en-gb and en-gb-x-rp)")
     p.add_argument("--snr", type=float, default=15.0, metavar="DB", help="speech to cabin noise (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
+    p.add_argument("--config", metavar="FILE", help="device configuration (TOML) to run the scene under, e.g. other "
+                   "[endpoint] settings; the real-time run replaces its microphone, bus and files (default: the "
+                   "built-in demo)")
     p.add_argument("--work-dir", metavar="DIR", help="keep the real-time run's files here")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.set_defaults(func=run)
@@ -40,9 +43,14 @@ def run(args) -> int:
     def progress(ev: dict) -> None:
         print(f"  reply: {ev.get('heard')!r} -> {ev.get('intent')}", file=sys.stderr)
 
+    device = None
+    if args.config:
+        from edge_assistant.core.config import load_config
+
+        device = load_config(args.config)
     with tempfile.TemporaryDirectory(prefix="ea-bench-e2e-") as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
-        result = run_e2e(cfg, modes, work, progress)
+        result = run_e2e(cfg, modes, work, progress, device)
     result["command"] = "edge-assistant " + " ".join(sys.argv[1:]) if sys.argv else "edge-assistant bench e2e"
     if args.json:
         write_json(result, args.json)
@@ -58,6 +66,8 @@ def run(args) -> int:
                 print(f"  wrong: {w['command']!r} heard {w['heard']!r} -> {w['intent']} {w['slots']}")
             for u in r["unanswered"]:
                 print(f"  unanswered: {u!r}")
+            for c in r["cut_off"]:
+                print(f"  cut off: {c['command']!r} answered {c['before_end_ms']:.0f} ms before its end as {c['heard']!r}")
             if "inline_on_device_audio" in r:
                 il = r["inline_on_device_audio"]
                 print(f"  the inline assistant on the samples the device captured: {il['correct_intents']}/"

@@ -106,3 +106,16 @@ def test_cli_writes_json(tmp_path: Path) -> None:
                  "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["fast"]["exchanges"] == 1 and "end_of_speech_to_reply_ms" in r["fast"]
+    assert r["config"]["device_config"] == "built-in demo" and r["fast"]["cut_off"] == []
+
+
+def test_a_device_config_changes_how_the_scene_is_run(tmp_path: Path) -> None:
+    # without pause judgements the fan command ends after the usual trailing silence, not at a pause
+    conf = tmp_path / "no-pauses.toml"
+    conf.write_text("[endpoint]\npause_ms = 0\n")
+    out = tmp_path / "e2e.json"
+    assert main(["bench", "e2e", "--mode", "fast", "--command", "Set the fan to … level three", "--voice", "en-gb",
+                 "--config", str(conf), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["config"]["device_config"] == str(conf)
+    assert r["fast"]["pauses_judged"] == 0 and r["fast"]["end_reasons"] == {"silence": 1}
