@@ -169,7 +169,8 @@ def run_fast(cfg: E2eConfig, scene: Any | None = None, device: Any = None) -> di
     out["stage_ms"]["wake_and_endpoint_per_80ms_chunk"] = _pct(chunk_ms)
     out |= {"mode": "fast", "audio_s": round(scene.duration_s, 1), "wall_s": round(wall, 1),
             "pauses_judged": judge.judged if judge else 0,
-            "pause_decisions": {"end": judge.ended, "end_later": judge.ended_later, "hold": judge.held} if judge
+            "pause_decisions": {"end": judge.ended, "end_later": judge.ended_later, "hold": judge.held,
+                                "end_after_hold": judge.unheard} if judge
             else {}}
     return out
 

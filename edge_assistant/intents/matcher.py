@@ -37,6 +37,9 @@ class Intent:
     text: str
     confidence: float
     slots: dict[str, object] = field(default_factory=dict)
+    spoken: dict[str, str] = field(default_factory=dict, compare=False)
+    """The words of ``text`` (as matched: number words as digits) that filled the slots the speaker's own words
+    make, numbers and free text, as opposed to a choice from a list ("degrees" → celsius)."""
 
 
 class IntentMatcher:
@@ -125,11 +128,14 @@ class IntentMatcher:
 
     def _intent(self, text: str, attempt: Repaired, result: Any) -> Intent:
         slots: dict[str, object] = {}
+        spoken: dict[str, str] = {}
         for name, ent in result.entities.items():
             slots[name] = _typed(ent)
+            if ent.is_wildcard or (isinstance(ent.value, (int, float)) and not isinstance(ent.value, bool)):
+                spoken[name] = str(ent.text).strip()
         if attempt.repairs:
             log.debug("%r matched %s after: %s", text, result.intent.name, "; ".join(attempt.repairs))
-        return Intent(result.intent.name, text, attempt.confidence, slots)
+        return Intent(result.intent.name, text, attempt.confidence, slots, spoken)
 
 
 _LETTER = re.compile(r"[^\W\d_]")  # a letter

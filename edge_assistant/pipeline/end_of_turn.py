@@ -14,7 +14,13 @@ audio so far is recognised at once, speculatively, and judged:
   temperature to", "navigate to"): wait ``hold_silence_ms`` instead of the usual trailing silence, so that
   a driver who pauses mid-sentence is not cut off;
 * **complete by the grammar**: the free text is neither, but the grammar-aware recognition found a sentence
-  of the grammar that matches an intent ("Why is the title I song?" → "Why is the tire light on?"): ended;
+  of the grammar that matches an intent ("Why is the title I song?" → "Why is the tire light on?"): ended,
+  provided the free text holds the numbers and free-text values of that sentence. The grammar may mend words
+  the recogniser misheard, but a value it supplied unheard is what a search over the grammar makes of a
+  command cut at a pause ("Set the charge limit to … ninety percent" heard "Set, I'll change, leave it to…",
+  searched to "Set the charge limit to 0"). Such a command waits ``hold_silence_ms`` for the speaker to go on,
+  and if nobody does, ends with this recognition (a search over the audio with the silence added may read it
+  otherwise);
 * **left open**: none of these, and Whisper did not close the text as a sentence (no final ``.``, ``?`` or
   ``!``, or a trailing ``...``: its language model ends what sounds finished, and noise often garbles the
   first half of a paused command, "Sad, look and preach your two"): held as incomplete;
@@ -40,7 +46,13 @@ import numpy as np
 
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents.matcher import UNKNOWN, Intent
-from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD
+from edge_assistant.vad.endpoint import (
+    PAUSE_CONTINUE,
+    PAUSE_END,
+    PAUSE_END_AFTER_HOLD,
+    PAUSE_END_LATER,
+    PAUSE_HOLD,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,8 @@ class GrammarShape(Protocol):
     def is_prefix(self, text: str) -> bool: ...
 
     def continues_word(self, text: str) -> bool: ...
+
+    def holds(self, text: str, words: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -64,8 +78,9 @@ class EndOfTurnConfig:
 
 
 class EndOfTurn:
-    """``judge(audio)`` → (decision, heard): :data:`PAUSE_END` or :data:`PAUSE_END_LATER` with the recognition
-    to answer, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE` with None.
+    """``judge(audio)`` → (decision, heard): :data:`PAUSE_END`, :data:`PAUSE_END_LATER` or
+    :data:`PAUSE_END_AFTER_HOLD` with the recognition to answer, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`
+    with None.
 
     ``hear``: audio → :class:`~edge_assistant.pipeline.assistant.Heard` (the responder's); ``match``: text →
     :class:`Intent` (the matcher's); ``shape``: where a text stands in the grammar
@@ -82,6 +97,7 @@ class EndOfTurn:
         self.ended = 0
         self.ended_later = 0
         self.held = 0
+        self.unheard = 0  # ended after a hold: a sentence of the grammar with values the free text does not hold
 
     def judge(self, audio: np.ndarray) -> tuple[str, object | None]:
         self.judged += 1
@@ -96,6 +112,10 @@ class EndOfTurn:
         if free and self.shape is not None and self.shape.is_prefix(free):
             return self._hold(free)
         if free != heard.text and self._sure(heard.intent):
+            if self.shape is not None and not all(self.shape.holds(free, w) for w in heard.intent.spoken.values()):
+                self.unheard += 1
+                log.debug("pause after %r: the grammar's %r has values not heard; waiting", free, heard.text)
+                return PAUSE_END_AFTER_HOLD, heard
             return self._end(heard, free)
         if free and _open_ended(free):
             return self._hold(free)

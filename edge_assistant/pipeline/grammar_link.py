@@ -105,6 +105,14 @@ class GrammarShape:
     def is_prefix(self, text: str) -> bool:
         return self.bias.is_prefix(clean(text, self.tolerant).text)
 
+    def holds(self, text: str, words: str) -> bool:
+        """True when ``text`` (a transcript), read as the matcher reads it, holds ``words`` read the same way, as
+        whole words in a row ("Set the fan to level 3." holds "three"; "set the fan to let walk" holds no "0")."""
+        have = clean(text, self.tolerant).text.lower().split()
+        want = clean(words, self.tolerant).text.lower().split()
+        n = len(want)
+        return n > 0 and any(have[i : i + n] == want for i in range(len(have) - n + 1))
+
     def continues_word(self, text: str) -> bool:
         """With known values for the free-text slots (the gazetteer), a slot filled with one of them goes on only
         where a known value does: "can I make it to Munich" is complete, "to York" may still be "Yorkshire".

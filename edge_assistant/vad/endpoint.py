@@ -9,7 +9,9 @@ counts as probability 0. The state machine on those probabilities::
                            +---------------- listening
     speech --p < offset for trailing_silence_ms, or max_utterance_ms reached--> listening (or idle)
     speech --p < onset for pause_ms: on_pause(audio so far) says end (now), end_later (after another
-             pause_ms of quiet), hold (wait hold_silence_ms) or continue (wait trailing_silence_ms)
+             pause_ms of quiet), end_after_hold (after hold_silence_ms of quiet), hold (wait
+             hold_silence_ms) or continue (wait trailing_silence_ms); the two "after"s end with the audio
+             judged, unless speech resumes
 
 The pause judge may answer later, from another thread (``on_pause`` returns a future of its decision): the
 windows that come in meanwhile are scored and kept, and once the decision is in they are stepped through the
@@ -198,6 +200,10 @@ class SpeechPause:
 #: What :attr:`Endpointer.on_pause` returns: end the utterance now, end it after another ``pause_ms`` of quiet
 #: unless speech resumes (with the audio judged now), wait ``hold_silence_ms``, or carry on.
 PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD, PAUSE_CONTINUE = "end", "end_later", "hold", "continue"
+#: Wait as :data:`PAUSE_HOLD` does, but if speech does not resume, end with the audio judged now (reason
+#: ``complete``), not with the trailing silence added.
+PAUSE_END_AFTER_HOLD = "end_after_hold"
+_DECISIONS = (PAUSE_END, PAUSE_END_LATER, PAUSE_END_AFTER_HOLD, PAUSE_HOLD, PAUSE_CONTINUE)
 
 
 @dataclass(frozen=True)
@@ -305,7 +311,7 @@ class Endpointer:
         self.on_pause: Callable[[SpeechPause], str | Future] | None = None
         """Called on the stream's thread, inside :meth:`process`, at the window where a pause reaches
         ``pause_ms``; returns :data:`PAUSE_END` (the utterance ends here, reason ``complete``),
-        :data:`PAUSE_END_LATER`, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`, or a
+        :data:`PAUSE_END_LATER`, :data:`PAUSE_END_AFTER_HOLD`, :data:`PAUSE_HOLD` or :data:`PAUSE_CONTINUE`, or a
         :class:`concurrent.futures.Future` of one (judged on another thread: the stream goes on, and the
         decision applies at the pause once it is in). Deciding there keeps the events independent of how the
         caller cuts the stream and of how long the judge takes."""
@@ -613,10 +619,10 @@ class Endpointer:
                     self._early_quiet += self._w
             if end - self._start >= self._max_utt:
                 self._finish(events, self._start + self._max_utt, end, "max_length")
-            elif self._silence >= self._trailing_now:
-                self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
             elif self._end_later is not None and self._quiet >= self._end_later[0]:
                 self._finish(events, self._end_later[1], end, "complete")
+            elif self._silence >= self._trailing_now:
+                self._finish(events, min(self._last_speech_end + self._post, end), end, "silence")
             elif self._pause is not None and self.on_pause is not None and not self._pause_asked:
                 if self._quiet >= self._pause:
                     self._pause_asked = True
@@ -641,12 +647,15 @@ class Endpointer:
         self._apply(decision, end, audio_end, early, events)
 
     def _apply(self, decision: str, end: int, audio_end: int, early: bool, events: list[Event]) -> None:
-        if decision not in (PAUSE_END, PAUSE_END_LATER, PAUSE_HOLD, PAUSE_CONTINUE):
-            raise ConfigError(f"on_pause returned {decision!r}: expected 'end', 'end_later', 'hold' or 'continue'")
+        if decision not in _DECISIONS:
+            raise ConfigError(f"on_pause returned {decision!r}: expected one of {', '.join(map(repr, _DECISIONS))}")
         if decision == PAUSE_END:
             self._finish(events, audio_end, end, "complete")
         elif decision == PAUSE_END_LATER:
             self._end_later = (self._quiet + self._pause, audio_end)
+        elif decision == PAUSE_END_AFTER_HOLD and not early:  # no end yet: after an early one, the usual judgement
+            self._end_later = (max(self._quiet, self._hold), audio_end)
+            self._trailing_now = max(self._trailing, self._hold)
         elif decision == PAUSE_HOLD and not early:  # after an early one, the usual judgement follows
             self._trailing_now = max(self._trailing, self._hold)
 

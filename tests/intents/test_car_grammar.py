@@ -109,6 +109,15 @@ def test_whole_numbers_are_int_and_fractions_float() -> None:
     assert type(parse("can I make it 75 miles").slots["distance_km"]) is float  # converted to km
 
 
+def test_the_words_that_filled_numbers_and_free_text_are_kept() -> None:
+    """What the speaker's own words put in a slot (numbers, places), as matched, apart from choices from a list."""
+    got = parse("set the temperature to twenty one degrees")
+    assert got.slots == {"temperature": 21, "unit": "celsius"} and got.spoken == {"temperature": "21"}
+    assert parse("Take me to Lake Garda").spoken == {"place": "Lake Garda"}
+    assert parse("can I make it 75 miles").spoken == {"distance_km": "75"}  # the words, not the converted value
+    assert parse("turn on the seat heating").spoken == {}
+
+
 def test_numbers_outside_the_grammar_range_are_not_guessed() -> None:
     assert parse("set the temperature to 99 degrees").name == "unknown"
     assert parse("set the charge limit to 120 percent").name == "unknown"

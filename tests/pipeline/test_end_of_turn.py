@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edge_assistant.audio import speech_synth
@@ -122,6 +123,41 @@ def test_a_known_place_ends_the_command_unless_a_known_place_goes_on_from_it(par
     assert known.continues_word("Can I make it to Muni")  # no known place: as without the list
     assert known.continues_word("turn on the heat") and known.continues_word("set the temperature to 21")
     assert not known.continues_word("Turn on the heated seats.")
+
+
+def test_a_sentence_completed_by_the_grammar_ends_only_with_the_values_the_recogniser_heard(parts) -> None:
+    """The grammar mends misheard words, but a number or a place it supplied is what a search makes of a command
+    cut at a pause: that command waits for the speaker to go on (and ends with this recognition if nobody does)."""
+    from edge_assistant.pipeline.assistant import Heard
+    from edge_assistant.pipeline.end_of_turn import EndOfTurn
+    from edge_assistant.vad.endpoint import PAUSE_END, PAUSE_END_AFTER_HOLD
+
+    _, _, matcher, _, shape = parts
+
+    def decide(free: str, text: str) -> str:
+        heard = Heard(text, matcher.match(text), 100.0, 1.0, free)
+        judge = EndOfTurn(lambda audio: heard, matcher.match, shape)
+        decision, answered = judge.judge(np.zeros(1600, np.float32))
+        assert answered is heard and judge.unheard == (decision == PAUSE_END_AFTER_HOLD)
+        return decision
+
+    # values heard (number words and digits alike, a misheard unit word mended): ended
+    assert decide("Set La Tem Bridge or two. Nineteen Diddries.", "Set the temperature to... 19 degrees.") == PAUSE_END
+    assert decide("Set of Arm 2, level 3.", "Set the fan to level 3.") == PAUSE_END
+    assert decide("Why is the title I song?", "Why is the tire light on?") == PAUSE_END  # no values at all
+    # values the free text does not hold (dev scenes: the speaker went on after the pause): waits
+    assert decide("Set, I'll change, leave it to... Set, I'll change,", "Set the charge limit to 0") == \
+        PAUSE_END_AFTER_HOLD
+    assert decide("set the fan to let walk. Set", "set the fan to level, 0,") == PAUSE_END_AFTER_HOLD
+    assert decide("the gait tube", "navigate to the two") == PAUSE_END_AFTER_HOLD
+    assert decide("Can I make it some new league?", "Can I make it to Munich?") == PAUSE_END_AFTER_HOLD
+
+
+def test_the_grammar_shape_finds_words_as_the_matcher_reads_them(parts) -> None:
+    shape = parts[4]
+    assert shape.holds("Set the fan to level 3.", "three") and shape.holds("set the fan to level three", "3")
+    assert shape.holds("Take me to, New York.", "new york") and not shape.holds("Take me to New Yorkshire", "New York")
+    assert not shape.holds("set the fan to let walk", "0") and not shape.holds("anything", "")
 
 
 def test_free_text_the_matcher_reads_as_a_sentence_needs_no_constrained_search(parts) -> None:

@@ -16,6 +16,7 @@ from edge_assistant.core.errors import ConfigError, DataFormatError
 from edge_assistant.vad.endpoint import (
     PAUSE_CONTINUE,
     PAUSE_END,
+    PAUSE_END_AFTER_HOLD,
     PAUSE_END_LATER,
     PAUSE_HOLD,
     EndpointConfig,
@@ -329,6 +330,24 @@ def test_end_later_ends_after_another_pause_with_the_audio_judged(two_sentences:
         np.testing.assert_array_equal(b.audio, p.audio)
 
 
+def test_end_after_hold_waits_as_hold_does_then_ends_with_the_audio_judged(two_sentences: np.ndarray,
+                                                                          vad: SileroVad) -> None:
+    x = two_sentences
+    now, _ = _judged(PAUSE_END, x, vad, _fixed(512, len(x)))
+    # a wait shorter than the 1.5 s gap: each sentence ends on its own, with the audio judged, after the wait
+    after, pauses = _judged(PAUSE_END_AFTER_HOLD, x, vad, _fixed(512, len(x)), hold_silence_ms=1000.0)
+    assert len(pauses) == 2
+    for a, b, p in zip([e for e in now if isinstance(e, Utterance)], [e for e in after if isinstance(e, Utterance)],
+                       pauses, strict=True):
+        assert b.reason == "complete" and 1.0 - 0.2 - 0.032 <= b.detected_s - a.detected_s <= 1.0 - 0.2 + 0.032
+        np.testing.assert_array_equal(b.audio, p.audio)  # not the audio with the trailing silence added
+    # a wait longer than the gap: speech resumes, so the wait is off and the next pause is judged afresh
+    joined, pauses = _judged(PAUSE_END_AFTER_HOLD, x, vad, _fixed(512, len(x)), hold_silence_ms=1600.0)
+    (u,) = [e for e in joined if isinstance(e, Utterance)]
+    first, second = find_utterances(x, vad=vad)
+    assert u.start_s == first.start_s and u.speech_end_s >= second.speech_end_s - 0.1 and len(pauses) == 2
+
+
 def test_continue_changes_nothing_and_hold_waits_longer(two_sentences: np.ndarray, vad: SileroVad) -> None:
     x = two_sentences
     plain = [_key(e) for e in _run(Endpointer(vad=vad), x, _fixed(512, len(x)))]
@@ -395,10 +414,14 @@ def _judged_later(decide, x: np.ndarray, vad: SileroVad, delay_chunks: int, chun
     ep = Endpointer(EndpointConfig(pause_ms=200.0, **cfg), vad=vad)
     due: list[tuple[int, Future, str]] = []
     fed = [0]
+    ended = [False]  # after the last chunk (in flush), a pause judged is answered at once: no chunk comes to wait
 
     def judge(pause) -> Future:
         future: Future = Future()
-        due.append((fed[0] + delay_chunks, future, decide(pause)))
+        if ended[0]:
+            future.set_result(decide(pause))
+        else:
+            due.append((fed[0] + delay_chunks, future, decide(pause)))
         return future
 
     ep.on_pause = judge
@@ -409,6 +432,7 @@ def _judged_later(decide, x: np.ndarray, vad: SileroVad, delay_chunks: int, chun
             due.remove(item)
         events += ep.process(x[pos:pos + chunk])
         fed[0] += 1
+    ended[0] = True
     for _, future, decision in due:
         future.set_result(decision)
     return events + ep.flush()
@@ -422,7 +446,10 @@ def test_a_decision_that_comes_later_gives_the_same_events(two_sentences: np.nda
     than the pause, the second pause of end-later and the gap between the sentences)."""
     x = two_sentences
     for decision, cfg in ((PAUSE_END, {}), (PAUSE_END_LATER, {}), (PAUSE_CONTINUE, {}),
-                          (PAUSE_HOLD, {"hold_silence_ms": 1600.0}), (PAUSE_END, {"early_pause_threshold": 0.9})):
+                          (PAUSE_HOLD, {"hold_silence_ms": 1600.0}), (PAUSE_END, {"early_pause_threshold": 0.9}),
+                          (PAUSE_END_AFTER_HOLD, {"hold_silence_ms": 1000.0}),
+                          (PAUSE_END_AFTER_HOLD, {"hold_silence_ms": 1600.0}),
+                          (PAUSE_END_AFTER_HOLD, {"hold_silence_ms": 1000.0, "early_pause_threshold": 0.9})):
         now = [_key(e) for e in _judged(decision, x, vad, _fixed(512, len(x)), **cfg)[0]]
         later = [_key(e) for e in _judged_later(lambda p, d=decision: d, x, vad, delay_chunks, **cfg)]
         assert later == now, (decision, cfg)
