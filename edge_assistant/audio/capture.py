@@ -499,4 +499,5 @@ def _close_quietly(pcm: Any) -> None:
         log.debug("closing PCM failed: %s", exc)
 
 
-__all__ = ["MicrophoneCapture", "CaptureStats", "convert_stream", "STATES", "STARTING", "RUNNING", "RECONNECTING", "STOPPED"]
+__all__ = ["MicrophoneCapture", "CaptureStats", "convert_stream", "STATES", "STARTING", "RUNNING", "RECONNECTING",
+           "STOPPED"]
