@@ -44,6 +44,9 @@ Expr = str | tuple
 _SKIP = frozenset(",.?!;:")
 _DIGITS = frozenset("0123456789")
 _NUM_SEP = frozenset(".,")
+#: Characters that close a sentence (see :meth:`GrammarBias._char`), and the mark of a closed one in a state.
+_CLOSERS = frozenset("?!")
+_CLOSED = -1
 #: First window of :func:`top_k` below the largest value (widened fourfold while it holds fewer than k).
 TOP_K_SPAN_NATS = 10.0
 
@@ -394,11 +397,22 @@ class GrammarBias:
         text = self._text(token)
         s = state if text else frozenset()
         for c in text:
-            s = self._nfa.move(s, c)
+            s = self._char(s, c)
             if not s:
                 break
         self._tokens.put(key, s)
         return s
+
+    def _char(self, s: frozenset[int], c: str) -> frozenset[int]:
+        """The state after one character of a transcript. A question or exclamation mark closes the sentence: it
+        stands only where a sentence may end, and only punctuation and spaces follow it, so a free-text slot
+        cannot take in Whisper's repetition of the sentence ("to some music? Can I make it some music?")."""
+        if _CLOSED in s:
+            return s if c in _SKIP or c == " " else frozenset()
+        if c in _CLOSERS:
+            ends = s & self._ends
+            return ends | {_CLOSED} if ends else frozenset()
+        return self._nfa.move(s, c)
 
     def can_end(self, state: frozenset[int]) -> bool:
         return not self._ends.isdisjoint(state)
@@ -407,7 +421,7 @@ class GrammarBias:
         """The state after a transcript's text (empty: it left the grammar)."""
         s = self._nfa.move(self._start, " ")
         for c in text.strip().lower():
-            s = self._nfa.move(s, c)
+            s = self._char(s, c)
             if not s:
                 break
         return s
@@ -421,7 +435,10 @@ class GrammarBias:
         "heated seats", "21" → "215", a free-text slot): the audio may have been cut mid-word. A hyphen joins
         another word ("Hamburg" → "Hamburg-Mitte"), as a space does."""
         nfa = self._nfa
-        for st in self._walk_text(text):
+        states = self._walk_text(text)
+        if _CLOSED in states:
+            return False
+        for st in states:
             if any(c not in " -" and c not in _SKIP for c in nfa.next_chars(st)):
                 return True
             if st < _VIRTUAL and any(cls in ("digit", "word", "all") for cls, _ in nfa.classes[st]):

@@ -57,6 +57,21 @@ def test_grammar_accepts_its_sentences_as_whisper_writes_them(bias) -> None:
     assert not bias.is_prefix("play some")
 
 
+def test_a_question_or_exclamation_mark_closes_the_sentence(bias, recognizer) -> None:
+    """Only where a sentence may end, and nothing but punctuation after it: a free-text slot cannot take in
+    Whisper's repetition of the sentence."""
+    assert bias.accepts_text("Navigate to Lake Garda?") and bias.accepts_text("How much charge is left?!")
+    assert not bias.accepts_text("Navigate to some music? Navigate to some music?")
+    assert not bias.is_prefix("How much? charge is left") and not bias.continues_word("Navigate to Garda?")
+    assert bias.accepts_text("Navigate to St. Louis.")  # a full stop does not close: abbreviations, decimals
+    tok = recognizer.tokenizer
+    state = bias.initial()
+    for t in tok.encode(" Navigate to Munich?"):
+        state = bias.advance(state, t)
+    assert bias.can_end(state) and bias.can_end(bias.advance(state, tok.encode(" ...")[0]))
+    assert not bias.advance(state, tok.encode(" Can")[0])
+
+
 def test_token_walk_allows_only_grammar_continuations(bias, recognizer) -> None:
     tok = recognizer.tokenizer
     state = bias.initial()
