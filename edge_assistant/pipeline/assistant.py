@@ -42,7 +42,7 @@ import numpy as np
 from edge_assistant.agents.base import AgentAnswer
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents import Intent, parse
-from edge_assistant.vad.endpoint import PAUSE_CONTINUE, PAUSE_END, PAUSE_END_AFTER_HOLD, PAUSE_END_LATER
+from edge_assistant.vad.endpoint import PAUSE_CONTINUE, ends_as_judged
 
 log = logging.getLogger(__name__)
 
@@ -450,8 +450,7 @@ class Assistant:
             self.judge_errors += 1
             self._early = None
             return PAUSE_CONTINUE
-        kept = (PAUSE_END, PAUSE_END_LATER) if pause.early else (PAUSE_END, PAUSE_END_LATER, PAUSE_END_AFTER_HOLD)
-        self._early = replace(heard, at_s=pause.detected_s) if decision in kept else None
+        self._early = replace(heard, at_s=pause.detected_s) if ends_as_judged(decision, pause.early) else None
         return decision
 
     def _handle_endpoint(self, ep_events: list[Any]) -> list[PipelineEvent]:

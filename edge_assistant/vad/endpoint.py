@@ -206,6 +206,13 @@ PAUSE_END_AFTER_HOLD = "end_after_hold"
 _DECISIONS = (PAUSE_END, PAUSE_END_LATER, PAUSE_END_AFTER_HOLD, PAUSE_HOLD, PAUSE_CONTINUE)
 
 
+def ends_as_judged(decision: str, early: bool) -> bool:
+    """True when ``decision``, taken at a pause (``early``: judged early), ends the utterance with the audio judged
+    there, now or unless speech resumes: the judge's recognition is then the one to answer. An early judgement
+    gives no hold."""
+    return decision in (PAUSE_END, PAUSE_END_LATER) or (decision == PAUSE_END_AFTER_HOLD and not early)
+
+
 @dataclass(frozen=True)
 class SpeechDiscarded:
     """A started utterance was dropped because its speech was shorter than ``min_utterance_ms``."""
@@ -653,7 +660,7 @@ class Endpointer:
             self._finish(events, audio_end, end, "complete")
         elif decision == PAUSE_END_LATER:
             self._end_later = (self._quiet + self._pause, audio_end)
-        elif decision == PAUSE_END_AFTER_HOLD and not early:  # no end yet: after an early one, the usual judgement
+        elif decision == PAUSE_END_AFTER_HOLD and ends_as_judged(decision, early):
             self._end_later = (max(self._quiet, self._hold), audio_end)
             self._trailing_now = max(self._trailing, self._hold)
         elif decision == PAUSE_HOLD and not early:  # after an early one, the usual judgement follows
