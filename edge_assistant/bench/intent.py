@@ -19,6 +19,7 @@ from typing import Any
 
 from edge_assistant.core.errors import ConfigError
 from edge_assistant.intents import Intent, IntentMatcher
+from edge_assistant.intents.matcher import UNKNOWN
 from edge_assistant.intents.sample import Sample, sample_grammar
 
 
@@ -262,10 +263,53 @@ def run_audio_intent_bench(matcher: IntentMatcher, recognizers: dict[str, Any], 
     return {"commands": len(clips), "rows": rows}
 
 
+def run_noise_only(matcher: IntentMatcher, recognizers: dict[str, Any], biases: dict[str, Any],
+                   sources: Sequence[tuple[str, Any]], windows: int, seconds: float = 3.0,
+                   level_dbfs: float = -30.0) -> list[dict]:
+    """Noise and nothing else: how many windows (``seconds`` each, RMS ``level_dbfs``) of each source end as an
+    intent, per recogniser x grammar bias. The grammar's search turns almost any sound into its nearest sentence
+    ("It's too cold."), so this counts what reaches the matcher: a command nobody gave. Also counted: windows
+    that Whisper's no-speech gate dropped, and of those, how many a grammar sentence was found for (what the
+    gate held back)."""
+    import numpy as np
+
+    from edge_assistant.audio.noise import SAMPLE_RATE_HZ
+
+    n = int(round(seconds * SAMPLE_RATE_HZ))
+    rows: list[dict] = []
+    for label, source in sources:
+        clips = []
+        for i in range(windows):
+            x = source.segment(n, key=f"noise-only {i}").astype(np.float64)
+            x *= 10 ** (level_dbfs / 20) / max(1e-12, float(np.sqrt(np.mean(x * x))))
+            clips.append(x.astype(np.float32))
+        for rlabel, rec in recognizers.items():
+            for blabel, bias in biases.items():
+                intents: dict[str, int] = {}
+                gated = gated_sentence = 0
+                for audio in clips:
+                    tr = rec.transcribe(audio, grammar=bias)
+                    got = matcher.match(tr.text) if tr.text.strip() else None
+                    if got is not None and got.name != UNKNOWN:
+                        intents[got.name] = intents.get(got.name, 0) + 1
+                    if "no_speech" in tr.stop_reason:
+                        gated += 1
+                        gated_sentence += "grammar_text" in tr.extra
+                rows.append({"noise": label, "recognizer": rlabel, "grammar": blabel, "windows": windows,
+                             "seconds": seconds, "level_dbfs": level_dbfs, "intents": sum(intents.values()),
+                             "by_intent": intents, "no_speech_gated": gated,
+                             "gated_with_grammar_sentence": gated_sentence})
+    return rows
+
+
 def audio_summary(res: dict) -> str:
     lines = [f"{res['commands']} spoken commands; accepted = intent and every slot right"]
     for key, r in res["rows"].items():
         lines.append(f"{key:<48} accepted {r['accepted']:6.1%}  intent {r['intent_right']:6.1%}  "
                      f"median {r['latency_ms']['median']:6.0f} ms  p95 {r['latency_ms']['p95']:6.0f} ms  "
                      f"{r['grammar_modes']}")
+    for r in res.get("noise_only", []):
+        key = f"{r['noise']} alone | {r['recognizer']} | {r['grammar']}"
+        lines.append(f"{key:<48} intents {r['intents']}/{r['windows']} windows  no-speech gate "
+                     f"{r['no_speech_gated']} ({r['gated_with_grammar_sentence']} with a grammar sentence)")
     return "\n".join(lines)

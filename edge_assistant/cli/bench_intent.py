@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                    help="'car' (generator) or a folder/file of noise recordings (repeatable)")
     a.add_argument("--snr", type=float, nargs="+", default=[10.0, 5.0, 0.0], metavar="DB",
                    help="SNRs for each --noise (default: 10 5 0)")
+    a.add_argument("--noise-only", type=int, default=30, metavar="N",
+                   help="also run N windows of 3 s of each --noise alone (at -30 dBFS) and count the intents they "
+                        "end as: commands nobody gave (default: %(default)s; 0: off)")
     a.add_argument("--beam", type=int, nargs="+", default=[1, 5], help="beam sizes to compare (default: 1 5)")
     a.add_argument("--grammar", nargs="+", default=["off", "constrain", "rescore"],
                    choices=("off", "constrain", "rescore", "places"),
@@ -58,6 +61,7 @@ def _run_audio(args, matcher) -> int:
         audio_summary,
         load_labels,
         run_audio_intent_bench,
+        run_noise_only,
         synth_commands,
     )
     from edge_assistant.cli._common import write_json
@@ -73,6 +77,8 @@ def _run_audio(args, matcher) -> int:
         return 0
     if not args.labels:
         raise ConfigError("--audio needs --labels LABELS.json")
+    if args.noise_only < 0:
+        raise ConfigError(f"--noise-only {args.noise_only}: expected a number of windows >= 0")
     labels = load_labels(Path(args.labels))
     recs = {f"beam {b}": WhisperRecognizer(RecognizerConfig(beam_size=b)) for b in args.beam}
     tok = next(iter(recs.values())).tokenizer
@@ -80,14 +86,21 @@ def _run_audio(args, matcher) -> int:
     drop = {} if args.known_max_drop is None else {"known_max_drop": args.known_max_drop}
     biases = {}
     for m in args.grammar:
+        if m == "off":
+            biases[m] = None
+            continue
         cfg = GrammarBiasConfig(mode="constrain" if m == "places" else m, beam_size=gbeam, **drop)
         known = {"place": load_places(args.places or default_places_path())} if m == "places" else None
-        biases[m] = None if m == "off" else recognition_grammar(matcher, tok, cfg, known=known)
+        biases[m] = recognition_grammar(matcher, tok, cfg, known=known)
     conditions: list = [("clean", None, None)]
+    sources = []
     for i, spec in enumerate(args.noise):
         src = load_noise(spec, seed=i)
+        sources.append((Path(spec).name, src))
         conditions += [(f"{Path(spec).name} {snr:g} dB", src, snr) for snr in args.snr]
     res = run_audio_intent_bench(matcher, recs, Path(args.audio), labels, conditions, biases)
+    if args.noise_only:
+        res["noise_only"] = run_noise_only(matcher, recs, biases, sources, args.noise_only)
     if args.json:
         write_json(res, args.json)
     if args.json != "-":

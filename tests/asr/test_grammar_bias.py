@@ -249,3 +249,49 @@ def test_a_misheard_place_is_narrowed_to_a_known_one_and_an_unknown_place_keeps_
     tr = recognizer.transcribe(office, grammar=narrowing)
     assert tr.text == recognizer.transcribe(office, grammar=plain).text and "office" in tr.text.lower()
     assert tr.extra["known"] in ("no_fit", "free_text_better"), tr.extra
+
+
+@pytest.mark.shared_data
+def test_noise_alone_reaches_no_intent_though_the_grammar_reads_sentences_into_it(recognizer, noise_data: Path
+                                                                                  ) -> None:
+    """Real background noise and the cabin generator, nothing else, through the device's grammar-aware
+    recognition: the constrained search finds sentences of the car grammar in it ("It's too cold."), and the
+    no-speech gate drops them, so no window becomes a command."""
+    from edge_assistant.audio.noise import load_noise
+    from edge_assistant.bench.intent import run_noise_only
+    from edge_assistant.intents import car_matcher
+    from edge_assistant.pipeline.grammar_link import recognition_grammar
+
+    matcher = car_matcher()
+    car = recognition_grammar(matcher, recognizer.tokenizer)
+    sources = [("background", load_noise(noise_data / "background", seed=0)), ("car", load_noise("car", seed=0))]
+    rows = run_noise_only(matcher, {"greedy": recognizer}, {"car grammar": car}, sources, windows=6)
+    assert [r["intents"] for r in rows] == [0, 0]
+    assert all(r["no_speech_gated"] == r["windows"] == 6 for r in rows)
+    assert sum(r["gated_with_grammar_sentence"] for r in rows) > 0  # the premise: the search did read sentences
+
+
+def test_bench_intent_cli_compares_free_text_with_the_grammar_and_counts_noise_alone(asr_cache, tmp_path: Path,
+                                                                                      capsys) -> None:
+    """``--grammar off`` (free text only) beside the constrained search, one noise condition, and the noise-only
+    windows in the JSON."""
+    import json
+
+    from edge_assistant.cli import main
+
+    audio = tmp_path / "cmds"
+    assert main(["bench", "intent", "--make-audio", str(audio), "--per-intent", "1", "--seeds", "3",
+                 "--intent", "vehicle.range", "--intent", "climate.fan"]) == 0
+    out = tmp_path / "res.json"
+    assert main(["bench", "intent", "--audio", str(audio), "--labels", str(audio / "labels.json"), "--beam", "1",
+                 "--grammar", "off", "constrain", "--noise", "car", "--snr", "6", "--noise-only", "2",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["rows"]) == {f"{c} | beam 1 | {g}" for c in ("clean", "car 6 dB") for g in ("off", "constrain")}
+    assert res["rows"]["clean | beam 1 | off"]["grammar_modes"] == {"off": res["commands"]}
+    assert [(r["noise"], r["grammar"], r["windows"]) for r in res["noise_only"]] == [("car", "off", 2),
+                                                                                   ("car", "constrain", 2)]
+    assert "car alone | beam 1 | constrain" in capsys.readouterr().out
+    assert main(["bench", "intent", "--audio", str(audio), "--labels", str(audio / "labels.json"),
+                 "--noise-only", "-1"]) == 1
+    assert "--noise-only -1: expected a number of windows >= 0" in capsys.readouterr().err
