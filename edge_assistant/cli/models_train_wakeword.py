@@ -29,6 +29,9 @@ def register(subparsers) -> None:
                    help="add speaker (tempo, vocal-tract length), microphone and room variety to the speech")
     p.add_argument("--flite-share", type=float, default=None, metavar="F",
                    help="share of utterances in Flite's voices, 0 for espeak-ng only (default: 0.5)")
+    p.add_argument("--l2-share", type=float, default=None, metavar="F",
+                   help="share of the wake utterances in espeak-ng's voices that say the phrase as a second-language "
+                        "speaker might (default: 0, the dictionary's pronunciation only)")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON ('-' for stdout)")
     p.set_defaults(func=run)
@@ -50,6 +53,8 @@ def config_from_args(args):
         cfg = dataclasses.replace(cfg, utterances=args.utterances)
     if args.flite_share is not None:
         cfg = dataclasses.replace(cfg, flite_share=args.flite_share)
+    if args.l2_share is not None:
+        cfg = dataclasses.replace(cfg, l2_share=args.l2_share)
     return dataclasses.replace(cfg, variety=True) if args.variety else cfg
 
 

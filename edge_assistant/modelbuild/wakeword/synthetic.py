@@ -61,16 +61,23 @@ class Utterance:
     voice: str
     words_per_minute: int
     pitch: int
+    spoken_phrase: str = ""  # the phrase as espeak-ng phoneme input (a second-language variant); "" = as written
 
 
 def plan(phrase: str, seed: int, count: int, first: int = 0, stream: int = 0xADA,
-         confusables: Confusables | None = None, flite_share: float = 0.0) -> list[Utterance]:
+         confusables: Confusables | None = None, flite_share: float = 0.0, l2_share: float = 0.0
+         ) -> list[Utterance]:
     """``count`` seeded utterances with indices ``first ..`` from the random stream ``[seed, stream]``; a share
-    ``flite_share`` of them in Flite's voices (with 0 the stream draws exactly what it drew before Flite)."""
+    ``flite_share`` of them in Flite's voices (with 0 the stream draws exactly what it drew before Flite); a share
+    ``l2_share`` of the wake utterances in espeak-ng's voices say the phrase as a second-language speaker might
+    (:mod:`~edge_assistant.modelbuild.wakeword.accents`; drawn from a stream of their own, so the rest of the plan
+    is the same whatever the share)."""
     from edge_assistant.audio.speech_synth import FLITE_PREFIX, FLITE_VOICES
+    from edge_assistant.modelbuild.wakeword.accents import L2Pronunciations, espeak_input
 
     flite = [FLITE_PREFIX + name for name in FLITE_VOICES]
     conf = confusables or derive_confusables(phrase)
+    l2 = L2Pronunciations(conf) if l2_share > 0.0 else None
     near, common = conf.near, conf.common_words
     rng = np.random.default_rng([seed, stream])
 
@@ -103,7 +110,12 @@ def plan(phrase: str, seed: int, count: int, first: int = 0, stream: int = 0xADA
             voice = flite[rng.integers(len(flite))]
         else:
             voice = ACCENTS[rng.integers(len(ACCENTS))] + VARIANTS[rng.integers(len(VARIANTS))]
-        out.append(Utterance(i, text, wake, voice, int(rng.integers(110, 201)), int(rng.integers(20, 81))))
+        spoken = ""
+        if l2 is not None and wake and not voice.startswith(FLITE_PREFIX):
+            l2_rng = np.random.default_rng([seed, stream, 0x12, i])
+            variant = l2.draw(l2_rng) if l2_rng.random() < l2_share else None
+            spoken = espeak_input(variant) if variant else ""
+        out.append(Utterance(i, text, wake, voice, int(rng.integers(110, 201)), int(rng.integers(20, 81)), spoken))
     return out
 
 

@@ -132,6 +132,9 @@ class TrainConfig:
     variety: bool = False
     # Share of utterances (with and without the phrase alike) spoken by Flite's five voices instead of espeak-ng's
     flite_share: float = 0.5
+    # Share of the wake utterances in espeak-ng's voices that say the phrase as a second-language speaker might
+    # (:mod:`.accents`); 0 = the dictionary's pronunciation only
+    l2_share: float = 0.0
     max_false_accept_share: float = 0.005  # of the held-out utterances without the phrase
     # The verified point (the head proposes, a verifier confirms): held-out utterances without the phrase that
     # may propose, ten times the head-alone share (fixed before any measurement on recorded speech)
@@ -159,6 +162,7 @@ class TrainConfig:
             "ignore_before_s": 0.0 <= self.ignore_before_s <= 1.0,
             "ignore_after_s": 0.0 <= self.ignore_after_s <= 1.0,
             "flite_share": 0.0 <= self.flite_share <= 1.0,
+            "l2_share": 0.0 <= self.l2_share <= 1.0,
             "max_false_accept_share": 0.0 <= self.max_false_accept_share < 1.0,
             "max_proposal_share": self.max_false_accept_share <= self.max_proposal_share < 1.0,
             "workers": self.workers >= 0,
@@ -236,6 +240,8 @@ def speak_in_parts(u: Utterance, phrase: str, rng: np.random.Generator) -> tuple
     for k, text in enumerate(parts):
         if not text:
             continue
+        if k == 1 and u.has_wake and u.spoken_phrase:  # the phrase as a second-language speaker says it
+            text = u.spoken_phrase + text[len(phrase):]
         x = speak(u, text)
         if isinstance(x, str):
             return x
@@ -458,9 +464,9 @@ def train_wakeword(cfg: TrainConfig, out_dir: str | Path,
     name = cfg.name
     onnx_path, json_path, card_path = out / f"{name}.onnx", out / f"{name}.json", out / f"{name}.md"
     t0 = time.monotonic()
-    train_plan = plan(cfg.phrase, cfg.seed, cfg.utterances, 0, 0x7EA1, confusables, cfg.flite_share)
+    train_plan = plan(cfg.phrase, cfg.seed, cfg.utterances, 0, 0x7EA1, confusables, cfg.flite_share, cfg.l2_share)
     val_plan = plan(cfg.phrase, cfg.seed, cfg.validation_utterances, cfg.utterances, 0x7EA2, confusables,
-                    cfg.flite_share)
+                    cfg.flite_share, cfg.l2_share)
     data = build_windows(cfg, train_plan, confusables,
                          progress=(lambda d, n: progress("synthesis", d, n)) if progress else None)
     with single_threaded_blas():
@@ -521,6 +527,10 @@ def model_card(cfg: TrainConfig, manifest: dict[str, Any], figures: dict[str, An
 
     flite = (f"; for {100 * cfg.flite_share:.0f} % of the utterances Flite ({manifest['inputs']['speech']['flite']}), "
              f"voices {', '.join(FLITE_VOICES)}" if cfg.flite_share > 0.0 else "")
+    l2 = (f" For {100 * cfg.l2_share:.0f} % of the wake utterances in espeak-ng's voices the phrase is said as a\n"
+          "  second-language speaker might (one or two substitutions common in L2 English, e.g. /dʒ/ → /tʃ/, /v/ → /b/,\n"
+          "  tense for lax vowels, an added final vowel; kept only when closer to the phrase than to any negative)."
+          if cfg.l2_share > 0.0 else "")
     return f"""# Wake-word head `{manifest['name']}`: "{manifest['phrase']}"
 
 Trained from synthetic speech only by `edge-assistant models train-wakeword` (recipe {RECIPE_VERSION},
@@ -534,7 +544,7 @@ openWakeWord backbone. Licence: {manifest['licence']}; {manifest['licence_note']
 
 ## Training set-up
 - Speech: espeak-ng ({manifest['inputs']['speech']['espeak_ng']}), 8 English accents x 28 voice variants{flite},
-  110-200 words/min, pitch 20-80. {st['utterances']['training']} training utterances
+  110-200 words/min, pitch 20-80.{l2} {st['utterances']['training']} training utterances
   ({st['utterances']['training_with_phrase']} with the phrase), {st['utterances']['held_out']} held out
   ({st['utterances']['held_out_with_phrase']} with the phrase), drawn from different random streams.
 - Negatives derived from the phrase alone: {st['confusables']['neighbours']} sound-alike words,
