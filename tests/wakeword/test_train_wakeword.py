@@ -230,3 +230,19 @@ def test_the_build_record_names_flite_when_it_speaks() -> None:
     with_flite = build_inputs(TrainConfig(PHRASE), conf)
     assert with_flite["recipe_version"] == 4 and with_flite["config"]["flite_share"] == 0.5
     assert with_flite["speech"]["flite"].startswith("flite-2")
+
+
+def test_training_on_rows_of_the_windows_is_training_on_their_copy() -> None:
+    """``fit_adam(..., rows=r)`` (no copy of the windows) gives the very weights of ``fit_adam`` on ``x[r]``."""
+    from edge_assistant.modelbuild.wakeword.mlp import fit_adam
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (300, 24)).astype(np.float32)
+    t = (rng.random(300) < 0.3).astype(np.float64)
+    w = rng.uniform(0.5, 2.0, 300)
+    rows = np.flatnonzero(rng.random(300) < 0.8)
+    kw = {"epochs": 3, "learning_rate": 1e-2, "batch_size": 32, "l2": 1e-4}
+    a = fit_adam(init_mlp_head(24, (8,), seed=1), x[rows], t[rows], w[rows], rng=np.random.default_rng(9), **kw)
+    b = fit_adam(init_mlp_head(24, (8,), seed=1), x, t, w, rng=np.random.default_rng(9), rows=rows, **kw)
+    for p, q in zip(a.weights + a.biases, b.weights + b.biases, strict=True):
+        np.testing.assert_array_equal(p, q)

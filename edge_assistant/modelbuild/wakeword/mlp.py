@@ -186,20 +186,24 @@ def gradients(head: MlpHead, x: np.ndarray, t: np.ndarray, w: np.ndarray) -> tup
 def fit_adam(
     head: MlpHead, x: np.ndarray, t: np.ndarray, w: np.ndarray, *, epochs: int, learning_rate: float,
     batch_size: int, rng: np.random.Generator, l2: float = 0.0, anchor: MlpHead | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, rows: np.ndarray | None = None,
 ) -> MlpHead:
     """Train ``head`` in place (and return it): Adam on :func:`bce` over shuffled batches, plus
-    ``l2 * (param - anchor)`` (anchor ``None``: zero, plain weight decay). ``x`` rows are flat windows."""
+    ``l2 * (param - anchor)`` (anchor ``None``: zero, plain weight decay). ``x`` rows are flat windows.
+    ``rows``: train on ``x[rows]``, ``t[rows]`` and ``w[rows]`` without copying ``x`` (the same batches and the
+    same result as passing those copies)."""
     params = head.weights + head.biases
     pull = [p.copy() for p in (anchor.weights + anchor.biases)] if anchor is not None else [0.0] * len(params)
     m1 = [np.zeros_like(p) for p in params]
     m2 = [np.zeros_like(p) for p in params]
     k = 0
+    if rows is not None:
+        t, w = t[rows], w[rows]
     for epoch in range(epochs):
-        order = rng.permutation(len(x))
+        order = rng.permutation(len(t))
         for start in range(0, len(order), batch_size):
             j = order[start : start + batch_size]
-            gw, gb = gradients(head, x[j], t[j], w[j])
+            gw, gb = gradients(head, x[j if rows is None else rows[j]], t[j], w[j])
             k += 1
             for i, g in enumerate(gw + gb):
                 g = g + l2 * (params[i] - pull[i])

@@ -218,7 +218,9 @@ def run_plan(
         log.warning("%d of %d utterances could not be synthesised; first: %s", len(failures), len(jobs), failures[0])
     if len(failures) > len(jobs) // 10 or not rows:
         raise SpeechSynthError(f"{len(failures)} of {len(jobs)} utterances failed; first: {failures[0]}")
-    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    # key by key, each row's part let go as it is copied: the peak is the result plus one key's parts, not twice
+    # the result (a default-size build holds several GB of windows)
+    return {k: np.concatenate([r.pop(k) for r in rows]) for k in list(rows[0])}
 
 
 def _version_output(engine: str) -> str | None:

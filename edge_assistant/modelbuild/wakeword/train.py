@@ -370,9 +370,12 @@ def synthesisers(cfg: TrainConfig) -> tuple[str, ...]:
 # -- training -------------------------------------------------------------------------------------------------
 def train_heads(data: dict[str, np.ndarray], cfg: TrainConfig,
                 progress: Callable[[int, int], None] | None = None) -> tuple[MlpHead, dict[str, Any]]:
-    """``cfg.students`` new heads on bags of the utterances (noisy and quiet windows), merged by mean logit."""
+    """``cfg.students`` new heads on bags of the utterances (noisy and quiet windows), merged by mean logit.
+    Takes the windows out of ``data`` (``noisy`` and ``quiet``), so that they are held once, not twice."""
     n = len(data["target"])
-    x = np.concatenate((data["noisy"], data["quiet"])).reshape(2 * n, -1)
+    x = np.empty((2 * n, data["noisy"][0].size), np.float32)
+    for i, key in enumerate(("noisy", "quiet")):
+        x[i * n : (i + 1) * n] = data.pop(key).reshape(n, -1)
     t = np.concatenate((data["target"], data["target"])).astype(np.float64)
     w = np.concatenate((data["weight"], data["weight"])).astype(np.float64)
     groups = np.concatenate((data["utterance"], data["utterance"]))
@@ -387,15 +390,15 @@ def train_heads(data: dict[str, np.ndarray], cfg: TrainConfig,
         head = init_mlp_head(x.shape[1], (cfg.hidden_units,) * cfg.hidden_layers, seed=1000 * cfg.seed + k)
         head.weights[0] /= scale
         head.biases[0] = -(mean @ head.weights[0])
-        part = slice(None) if mask is None else mask
+        rows = None if mask is None else np.flatnonzero(mask)
 
         def epoch_done(epoch: int, total: int, k: int = k) -> None:
             if progress:
                 progress(k * cfg.epochs + epoch, cfg.students * cfg.epochs)
 
-        fit_adam(head, x[part], t[part], w[part], epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                 batch_size=cfg.batch_size, rng=np.random.default_rng([cfg.seed, 0x7EAC, k]), l2=cfg.weight_decay,
-                 progress=epoch_done)
+        fit_adam(head, x, t, w, epochs=cfg.epochs, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                 rng=np.random.default_rng([cfg.seed, 0x7EAC, k]), l2=cfg.weight_decay, progress=epoch_done,
+                 rows=rows)
         students.append(head)
     head = mean_logit_head(students) if len(students) > 1 else students[0]
     sample = slice(None, None, max(1, len(x) // 50000))
