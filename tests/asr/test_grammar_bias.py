@@ -289,9 +289,18 @@ def test_bench_intent_cli_compares_free_text_with_the_grammar_and_counts_noise_a
     res = json.loads(out.read_text())
     assert set(res["rows"]) == {f"{c} | beam 1 | {g}" for c in ("clean", "car 6 dB") for g in ("off", "constrain")}
     assert res["rows"]["clean | beam 1 | off"]["grammar_modes"] == {"off": res["commands"]}
+    # the keys: the device's mode (the grammar) on the clean audio and per SNR
+    assert res["headline"] == {"recognizer": "beam 1", "grammar": "constrain"}
+    clean = res["rows"]["clean | beam 1 | constrain"]
+    assert (res["accepted"], res["acceptance"]) == (clean["accepted"], clean["accepted"] / res["commands"])
+    assert [(r["noise"], r["snr_db"]) for r in res["by_snr"]] == [("car", 6.0)]
+    assert res["by_snr"][0]["accepted"] == res["rows"]["car 6 dB | beam 1 | constrain"]["accepted"]
+    # sentences sampled from the grammar are matched as said: what is lost is lost in recognition
+    assert res["reference_text"] == {"commands": res["commands"], "accepted": res["commands"], "acceptance": 1.0}
     assert [(r["noise"], r["grammar"], r["windows"]) for r in res["noise_only"]] == [("car", "off", 2),
                                                                                    ("car", "constrain", 2)]
-    assert "car alone | beam 1 | constrain" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "car alone | beam 1 | constrain" in printed and "the spoken text (no recognition)" in printed
     assert main(["bench", "intent", "--audio", str(audio), "--labels", str(audio / "labels.json"),
                  "--noise-only", "-1"]) == 1
     assert "--noise-only -1: expected a number of windows >= 0" in capsys.readouterr().err
