@@ -107,6 +107,9 @@ def test_cli_writes_json(tmp_path: Path) -> None:
     r = json.loads(out.read_text())
     assert r["fast"]["exchanges"] == 1 and "end_of_speech_to_reply_ms" in r["fast"]
     assert r["config"]["device_config"] == "built-in demo" and r["fast"]["cut_off"] == []
+    # the keys at the top, from the only run
+    assert r["headline"] == "fast"
+    assert all(r[k] == r["fast"][k] for k in ("exchanges", "correct_intents", "stage_ms", "end_of_speech_to_reply_ms"))
 
 
 def test_a_device_config_changes_how_the_scene_is_run(tmp_path: Path) -> None:
